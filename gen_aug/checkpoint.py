@@ -1,0 +1,131 @@
+"""Snapshots for sampling (safetensors: weights + the config that rebuilds them) and resume state, both safe to load.
+
+A snapshot holds only the sampling network, so synthesis workers load little; `train_state.pt`
+holds what --resume needs (every network, optimisers, step, RNG states) and is read with
+`torch.load(weights_only=True)`, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from gen_aug import __version__
+from gen_aug.errors import GenaugError
+
+SNAPSHOT_FORMAT = "genaug-snapshot"
+SNAPSHOT_VERSION = 1
+META_KEY = "genaug"
+HEADER_LIMIT_BYTES = 100_000_000  # safetensors' own bound on the JSON header
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    model: nn.Module  # the sampling network, in eval mode, on the requested device
+    meta: dict  # family, config, resolution, channels, class_names, data, steps, versions
+    sha256: str  # of the file's bytes, to tie synthesized images to the exact weights
+
+
+def save_snapshot(path: str | os.PathLike, model: nn.Module, meta: dict) -> None:
+    """Write weights + metadata to `path` atomically (temporary file, then rename).
+
+    `meta` adds to what the model itself says (family, config, resolution, channels):
+    class_names (list), data {description, fingerprint}, steps.
+    """
+    config = dataclasses.asdict(model.config)
+    full_meta = {
+        "format": SNAPSHOT_FORMAT,
+        "format_version": SNAPSHOT_VERSION,
+        "genaug_version": __version__,
+        "family": model.family,
+        "config": config,
+        "resolution": config["resolution"],
+        "channels": config["channels"],
+        **meta,
+    }
+    if len(full_meta.get("class_names", ())) != config["num_classes"]:
+        raise ValueError(f"snapshot meta needs {config['num_classes']} class_names, got {full_meta.get('class_names')}")
+    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
+    payload = save_safetensors(tensors, metadata={META_KEY: json.dumps(full_meta, sort_keys=True)})
+    write_atomic(Path(path), payload)
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -> Snapshot:
+    """Rebuild the model a snapshot describes and load its weights; any flaw is a GenaugError naming the file."""
+    from gen_aug.models import build_model
+
+    path = Path(path)
+    where = f"snapshot {path}"
+    if not path.is_file():
+        raise GenaugError(f"{where}: no such file (expected the model.safetensors that genaug train writes)")
+    payload = path.read_bytes()
+    meta = read_snapshot_meta(payload, where)
+    try:
+        tensors = load_safetensors(payload)
+    except Exception as error:  # safetensors raises its own error type for every malformed file
+        raise GenaugError(f"{where}: not a readable safetensors file ({error})") from None
+    if not isinstance(meta.get("config"), dict):
+        raise GenaugError(f"{where}: metadata has no model config (expected a snapshot written by genaug train)")
+    try:
+        model = build_model(meta["family"], meta["config"])
+    except GenaugError as error:
+        raise GenaugError(f"{where}: {error}") from None
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise GenaugError(f"{where}: its weights do not fit a {meta['family']} model of its config ({first_line})") from None
+    model.to(device).eval().requires_grad_(False)
+    return Snapshot(model, meta, hashlib.sha256(payload).hexdigest())
+
+
+def read_snapshot_meta(payload: bytes, where: str) -> dict:
+    """The genaug metadata from a safetensors header, checked for format, version and family."""
+    from gen_aug.models import MODELS
+
+    if len(payload) < 8:
+        raise GenaugError(f"{where}: not a safetensors file (only {len(payload)} bytes)")
+    (header_bytes,) = struct.unpack("<Q", payload[:8])
+    if header_bytes > min(HEADER_LIMIT_BYTES, len(payload) - 8):
+        raise GenaugError(f"{where}: not a safetensors file, or truncated (header of {header_bytes} bytes does not fit)")
+    try:
+        header = json.loads(payload[8 : 8 + header_bytes])
+        meta = json.loads(header["__metadata__"][META_KEY])
+    except (ValueError, KeyError, TypeError):
+        raise GenaugError(f"{where}: not a genaug snapshot (no genaug metadata in a safetensors header)") from None
+    if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
+        raise GenaugError(f"{where}: not a genaug snapshot (metadata format is not {SNAPSHOT_FORMAT!r})")
+    if meta.get("format_version") != SNAPSHOT_VERSION:
+        raise GenaugError(
+            f"{where}: snapshot format version {meta.get('format_version')!r} from genaug "
+            f"{meta.get('genaug_version')} (expected version {SNAPSHOT_VERSION}; retrain or use that genaug)"
+        )
+    if meta.get("family") not in MODELS:
+        raise GenaugError(f"{where}: model family {meta.get('family')!r} (expected one of {', '.join(sorted(MODELS))})")
+    return meta

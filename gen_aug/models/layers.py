@@ -1,0 +1,153 @@
+"""Building blocks every family shares: the base config, a class-conditional generator, a downsampling trunk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gen_aug.config import require
+
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 64
+MAX_WIDTH_MULTIPLE = 4  # channels grow x2 per halving of resolution, up to 4x `width`
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    resolution: int  # height = width of the training images, 8..64 (28 is padded to 32 inside)
+    channels: int  # 1 (grey) or 3 (RGB)
+    num_classes: int
+    z_dim: int = 64  # size of the latent vector
+    width: int = 32  # channels at the finest resolution; coarser levels have up to 4x as many
+
+    def __post_init__(self):
+        require(
+            MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION,
+            "resolution",
+            self.resolution,
+            f"{MIN_RESOLUTION} to {MAX_RESOLUTION} pixels; resize the data with ?resolution=R",
+        )
+        require(self.channels in (1, 3), "channels", self.channels, "1 or 3")
+        require(self.num_classes >= 2, "num_classes", self.num_classes, "2 or more classes")
+        require(self.z_dim >= 1, "z_dim", self.z_dim, "1 or more")
+        require(self.width >= 1, "width", self.width, "1 or more")
+
+
+def padded_resolution(resolution: int) -> int:
+    """The power of two, at least 8, that the networks work at; images are cropped back to `resolution`."""
+    size = 8
+    while size < resolution:
+        size *= 2
+    return size
+
+
+def level_widths(width: int, resolution: int) -> dict[int, int]:
+    """Channels at each level {4: ..., 8: ..., ..., padded resolution: width}."""
+    top = padded_resolution(resolution)
+    widths, size = {}, 4
+    while size <= top:
+        widths[size] = width * min(top // size, MAX_WIDTH_MULTIPLE)
+        size *= 2
+    return widths
+
+
+def center_crop(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    offset = (images.shape[-1] - resolution) // 2
+    return images[..., offset : offset + resolution, offset : offset + resolution]
+
+
+def center_pad(images: torch.Tensor, size: int) -> torch.Tensor:
+    before = (size - images.shape[-1]) // 2
+    after = size - images.shape[-1] - before
+    return F.pad(images, (before, after, before, after)) if before or after else images
+
+
+class ConditionalNorm(nn.Module):
+    """GroupNorm with a per-class scale and shift: per image, so no image depends on its batch."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(max(1, channels // 16), channels, affine=False)
+        self.scale = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.norm(h) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+
+
+class ConditionalGenerator(nn.Module):
+    """(z (N, z_dim), labels (N,)) -> pre-activation images (N, channels, resolution, resolution).
+
+    DCGAN-shaped: z and a class embedding -> 4x4 -> transposed convolutions doubling the size up to
+    the padded resolution, class-conditional norms after each, then a crop back to `resolution`.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        widths = level_widths(config.width, config.resolution)
+        sizes = sorted(widths)
+        self.resolution = config.resolution
+        self.embed = nn.Embedding(config.num_classes, config.z_dim)
+        self.stem = nn.Linear(2 * config.z_dim, widths[4] * 16)
+        self.norms = nn.ModuleList(ConditionalNorm(widths[size], config.num_classes) for size in sizes)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(widths[size], widths[size * 2], 4, stride=2, padding=1, bias=False) for size in sizes[:-1]
+        )
+        self.to_image = nn.Conv2d(widths[sizes[-1]], config.channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.stem(torch.cat([z, self.embed(labels)], dim=1)).unflatten(1, (-1, 4, 4))  # (N, C4, 4, 4)
+        h = F.relu(self.norms[0](h, labels))
+        for up, norm in zip(self.ups, self.norms[1:]):
+            h = F.relu(norm(up(h), labels))  # size doubles
+        return center_crop(self.to_image(h), self.resolution)
+
+
+class DownTrunk(nn.Module):
+    """Images (N, C, R, R) -> flat features (N, C4 * 16): pad to a power of two, halve to 4x4.
+
+    `wrap` is applied to every layer with weights (spectral norm in the discriminator).
+    """
+
+    def __init__(self, config: ModelConfig, wrap: Callable[[nn.Module], nn.Module] = lambda layer: layer):
+        super().__init__()
+        widths = level_widths(config.width, config.resolution)
+        sizes = sorted(widths, reverse=True)
+        self.size = sizes[0]
+        self.from_image = wrap(nn.Conv2d(config.channels, widths[self.size], 3, padding=1))
+        self.downs = nn.ModuleList(
+            wrap(nn.Conv2d(widths[size], widths[size // 2], 4, stride=2, padding=1)) for size in sizes[:-1]
+        )
+        self.features = widths[4] * 16
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.from_image(center_pad(images, self.size)), 0.2)
+        for down in self.downs:
+            h = F.leaky_relu(down(h), 0.2)  # size halves
+        return h.flatten(1)  # (N, C4 * 16)
+
+
+class SamplingModel(nn.Module):
+    """What every family's model is: a conditional generator network, drawn from with `sample`."""
+
+    config_class = ModelConfig
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.z_dim = config.z_dim
+        self.net = ConditionalGenerator(config)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z float32 (N, z_dim), labels int64 (N,) -> images (N, C, H, W) in [-1, 1]."""
+        raise NotImplementedError
+
+    def sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Images for `labels`, latents drawn from `generator` (on its device) then moved to the labels' device."""
+        z = torch.randn(len(labels), self.z_dim, generator=generator, device=generator.device)
+        return self.generate(z.to(labels.device), labels)

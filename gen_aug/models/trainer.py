@@ -1,0 +1,31 @@
+"""The part of a family that only training needs: extra networks, optimisers and one training step."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Trainer:
+    """Subclasses fill `parts` (networks and optimisers, saved for --resume) and define `step`."""
+
+    def __init__(self, device: torch.device, amp_dtype: torch.dtype | None):
+        self.device = device
+        self.amp_dtype = amp_dtype  # bf16 autocast on CUDA; None runs in float32
+        self.parts: dict[str, nn.Module | torch.optim.Optimizer] = {}
+        self.steps = 0
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None)
+
+    def step(self, real: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One update on real images (N, C, H, W) in [-1, 1]; returns the losses as 0-d tensors."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, **{name: part.state_dict() for name, part in self.parts.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        for name, part in self.parts.items():
+            part.load_state_dict(state[name])

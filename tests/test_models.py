@@ -1,0 +1,110 @@
+"""Every registered family, built tiny: shapes, value range, labels honoured, determinism, batch independence."""
+
+import pytest
+import torch
+
+from gen_aug.errors import GenaugError
+from gen_aug.models import MODELS, build_model
+from gen_aug.models.augment import diff_augment, parse_policy
+
+FAMILIES = sorted(MODELS)
+
+
+def tiny(family, resolution=8, channels=1, num_classes=3, **extra):
+    config = dict(resolution=resolution, channels=channels, num_classes=num_classes, z_dim=8, width=4, **extra)
+    return build_model(family, config).eval()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("resolution,channels", [(8, 1), (28, 1), (13, 3), (64, 3)])
+def test_generated_images_have_the_training_size_and_range(family, resolution, channels):
+    model = tiny(family, resolution, channels)
+    images = model.sample(torch.tensor([0, 1, 2, 2]), torch.Generator().manual_seed(0))
+    assert images.shape == (4, channels, resolution, resolution)
+    assert images.min() >= -1 and images.max() <= 1
+    assert model.family == family and model.z_dim == 8 and model.config.resolution == resolution
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sampling_is_seeded(family):
+    model = tiny(family)
+    labels = torch.tensor([0, 1, 2])
+    first = model.sample(labels, torch.Generator().manual_seed(7))
+    assert torch.equal(first, model.sample(labels, torch.Generator().manual_seed(7)))
+    assert not torch.equal(first, model.sample(labels, torch.Generator().manual_seed(8)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_label_changes_the_image_and_batch_does_not(family):
+    model = tiny(family)
+    with torch.no_grad():
+        for parameter in model.parameters():  # class embeddings start equal-ish; make labels matter
+            parameter.add_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    batch = model.generate(z, labels)
+    alone = torch.cat([model.generate(z[i : i + 1], labels[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(batch, alone, rtol=0, atol=1e-6)
+    relabelled = model.generate(z, (labels + 1) % 3)
+    assert (relabelled - batch).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_training_step_changes_the_sampling_network(family):
+    model = tiny(family)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    trainer = model.trainer(num_images=12, device=torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(6, 1, 8, 8, generator=generator) * 2 - 1
+    losses = trainer.step(real, torch.tensor([0, 1, 2, 0, 1, 2]), generator)
+    assert all(torch.isfinite(value) for value in losses.values())
+    assert any(not torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_autocast_path_runs(family):
+    trainer = tiny(family).trainer(num_images=12, device=torch.device("cpu"), amp_dtype=torch.bfloat16)
+    generator = torch.Generator().manual_seed(0)
+    losses = trainer.step(torch.rand(4, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0]), generator)
+    assert all(torch.isfinite(value) for value in losses.values())
+
+
+def test_unknown_family_lists_the_known_ones():
+    with pytest.raises(GenaugError, match=r"unknown model 'cgn'; choose from cgan, cvae"):
+        build_model("cgn", {})
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"resolution": 128}, r"resolution = 128 \(expected 8 to 64"),
+        ({"resolution": 4}, r"resolution = 4 \(expected 8 to 64"),
+        ({"channels": 2}, r"channels = 2 \(expected 1 or 3\)"),
+        ({"num_classes": 1}, r"num_classes = 1 \(expected 2 or more"),
+        ({"width": "wide"}, r"width = 'wide' \(expected a whole number\)"),
+        ({"depth": 3}, r"unknown key 'depth'"),
+    ],
+)
+def test_bad_configs_are_one_line_errors(change, message):
+    config = dict(resolution=8, channels=1, num_classes=3) | change
+    with pytest.raises(GenaugError, match=message):
+        build_model("cgan", config)
+
+
+def test_cgan_augment_policy_is_checked():
+    with pytest.raises(GenaugError, match=r"augment = 'flip'"):
+        tiny("cgan", augment="flip")
+    assert tiny("cgan", augment="off").trainer(10, torch.device("cpu")).policy == ()
+    assert tiny("cgan").trainer(10, torch.device("cpu")).policy == ("translation", "cutout", "color")
+    assert tiny("cgan").trainer(10**6, torch.device("cpu")).policy == ()
+
+
+def test_diff_augment_is_seeded_differentiable_and_keeps_shape():
+    images = (torch.rand(5, 3, 8, 8) * 2 - 1).requires_grad_(True)
+    policy = parse_policy("translation,cutout,color")
+    out = diff_augment(images, policy, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    assert torch.equal(out, diff_augment(images, policy, torch.Generator().manual_seed(0)))
+    assert not torch.equal(out, images)
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
