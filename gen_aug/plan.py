@@ -98,7 +98,9 @@ class Plan:
                 tuple(int(count) for count in record["class_counts"]),
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise GenaugError(f"{source}: not a genaug plan ({error!r}; expected seed, shard_size, class_names, class_counts)") from None
+            raise GenaugError(
+                f"{source}: not a genaug plan ({error!r}; expected seed, shard_size, class_names, class_counts)"
+            ) from None
         if plan.n != record.get("n", plan.n) or len(plan.class_counts) != len(plan.class_names):
             raise GenaugError(f"{source}: class counts do not add up (expected one count per class summing to n)")
         return plan
@@ -111,7 +113,8 @@ def resolve_classes(text: str, class_names: tuple[str, ...], option: str) -> int
     if text.isdigit() and int(text) < len(class_names):
         return int(text)
     raise GenaugError(
-        f"{option}: unknown class {text!r} (expected one of {', '.join(class_names)} or an index 0-{len(class_names) - 1})"
+        f"{option}: unknown class {text!r} "
+        f"(expected one of {', '.join(class_names)} or an index 0-{len(class_names) - 1})"
     )
 
 
@@ -157,7 +160,7 @@ def weighted_counts(n: int, weights: list[float]) -> list[int]:
 
 
 def balancing_counts(n: int, real_counts: list[int], selected: list[int]) -> list[int]:
-    """Water-filling: synthetic images go to the smallest real classes first, so real + synthetic is as even as n allows."""
+    """Water-filling: the smallest real classes get synthetic images first, so real + synthetic is as even as can be."""
     def needed(level: int) -> int:
         return sum(max(0, level - real_counts[c]) for c in selected)
 

@@ -1,0 +1,192 @@
+"""Shard writers and readers: zstd Parquet in the Hugging Face Image layout, or an ImageFolder tree of PNGs.
+
+A shard is the images of one contiguous index range. Writers are deterministic (fixed PNG and zstd
+levels, no timestamps), so rewriting a shard yields the same bytes, and each returns the shard's
+record for the manifest: rows, index range, class counts, bytes and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gen_aug.errors import GenaugError
+from gen_aug.plan import Plan, Shard
+from gen_aug.storage import Location
+
+FORMATS = ("parquet", "png")
+PNG_COMPRESS_LEVEL = 1  # zlib level 1: most of level 6's size at a fraction of its encode time
+PARQUET_ZSTD_LEVEL = 3
+MAX_PATH_PART_BYTES = 96  # well under every file system's 255-byte name limit, with room for a suffix
+_SHARD_FILE = re.compile(r"shard-[0-9]{5,}\.parquet")
+_UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image's storage
+
+
+def encode_png(images: np.ndarray) -> list[bytes]:
+    """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image."""
+    from PIL import Image
+
+    channels = images.shape[1]
+    if channels not in (1, 3):
+        raise GenaugError(f"images with {channels} channels: cannot be PNG (expected 1 or 3 channels)")
+    pixels = images[:, 0] if channels == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W[, 3])
+    encoded = []
+    for picture in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """One PNG's bytes -> uint8 (C, H, W)."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(data)))
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def safe_path_part(name: str) -> str:
+    """A class name as one harmless folder name: no separators, NUL, control characters, '.', '..' or overlong names."""
+    part = _UNSAFE_CHARACTERS.sub("_", unicodedata.normalize("NFC", name)).strip()
+    if not part or set(part) == {"."}:
+        part = "_" + part
+    if part.startswith("."):  # hidden folders are skipped by many readers
+        part = "_" + part
+    encoded = part.encode()
+    if len(encoded) > MAX_PATH_PART_BYTES:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        part = encoded[: MAX_PATH_PART_BYTES - 13].decode(errors="ignore") + "-" + digest
+    return part
+
+
+def class_dirs(class_names: tuple[str, ...]) -> tuple[str, ...]:
+    """One distinct safe folder per class; names that collide once made safe get their class index appended."""
+    parts = [safe_path_part(name) for name in class_names]
+    return tuple(
+        f"{part}-{label}" if parts.count(part) > 1 else part for label, part in enumerate(parts)
+    )
+
+
+def shard_file(shard_idx: int) -> str:
+    return f"shard-{shard_idx:05d}.parquet"
+
+
+def is_shard_file(name: str) -> bool:
+    return bool(_SHARD_FILE.fullmatch(name))
+
+
+def png_paths(plan: Plan, shard: Shard) -> list[str]:
+    """The files of one png-format shard, in index order: <class folder>/<index>.png."""
+    folders = class_dirs(plan.class_names)
+    labels = plan.labels(shard.start, shard.stop)
+    return [f"{folders[label]}/{index}.png" for index, label in zip(range(shard.start, shard.stop), labels)]
+
+
+def huggingface_features(class_names: tuple[str, ...]) -> dict:
+    return {
+        "image": {"_type": "Image"},
+        "label": {"names": list(class_names), "_type": "ClassLabel"},
+        "class_name": {"dtype": "string", "_type": "Value"},
+        "index": {"dtype": "int64", "_type": "Value"},
+        "seed": {"dtype": "int64", "_type": "Value"},
+    }
+
+
+def parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes]) -> bytes:
+    """One shard as a zstd Parquet file that `datasets` reads as Image + ClassLabel columns."""
+    labels = plan.labels(shard.start, shard.stop)
+    indices = np.arange(shard.start, shard.stop, dtype=np.int64)
+    images = pa.StructArray.from_arrays(
+        [pa.array(pngs, pa.binary()), pa.array([f"{i}.png" for i in indices], pa.string())],
+        fields=list(_IMAGE_TYPE),
+    )
+    names = np.asarray(plan.class_names, dtype=object)
+    metadata = {"huggingface": json.dumps({"info": {"features": huggingface_features(plan.class_names)}})}
+    table = pa.table(
+        {
+            "image": images,
+            "label": pa.array(labels, pa.int64()),
+            "class_name": pa.array(names[labels].tolist(), pa.string()),
+            "index": pa.array(indices, pa.int64()),
+            "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
+        }
+    ).replace_schema_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, row_group_size=shard.rows)
+    return sink.getvalue().to_pybytes()
+
+
+def shard_record(plan: Plan, shard: Shard, sha256: str, num_bytes: int, file: str | None) -> dict:
+    """What the manifest says about a shard; `file` is None for the png format, whose files follow from the plan."""
+    return {
+        "shard_idx": shard.shard_idx,
+        "file": file,
+        "start": shard.start,
+        "stop": shard.stop,
+        "rows": shard.rows,
+        "class_counts": np.bincount(plan.labels(shard.start, shard.stop), minlength=len(plan.class_names)).tolist(),
+        "bytes": num_bytes,
+        "sha256": sha256,
+    }
+
+
+def png_digest() -> "hashlib._Hash":
+    return hashlib.sha256(b"genaug png shard v1\n")
+
+
+def add_png_to_digest(digest, relative: str, data: bytes) -> None:
+    """The png shard hash covers each file's path and bytes, in index order, lengths included."""
+    digest.update(f"{relative}\0{len(data)}\0".encode())
+    digest.update(data)
+
+
+def write_shard(location: Location, plan: Plan, shard: Shard, pngs: list[bytes], image_format: str) -> dict:
+    """Write one shard's encoded images atomically and return its manifest record."""
+    if image_format == "parquet":
+        data = parquet_bytes(plan, shard, pngs)
+        location.write_atomic(shard_file(shard.shard_idx), data)
+        return shard_record(plan, shard, hashlib.sha256(data).hexdigest(), len(data), shard_file(shard.shard_idx))
+    digest = png_digest()
+    for relative, data in zip(png_paths(plan, shard), pngs):
+        location.write_atomic(relative, data)
+        add_png_to_digest(digest, relative, data)
+    return shard_record(plan, shard, digest.hexdigest(), sum(map(len, pngs)), None)
+
+
+def hash_shard(location: Location, plan: Plan, record: dict, image_format: str) -> tuple[str, int]:
+    """Re-read a written shard: (sha256, bytes), computed exactly as its writer did."""
+    shard = plan.shard(record["shard_idx"])
+    if image_format == "parquet":
+        data = location.read(shard_file(shard.shard_idx))
+        return hashlib.sha256(data).hexdigest(), len(data)
+    digest, num_bytes = png_digest(), 0
+    for relative in png_paths(plan, shard):
+        data = location.read(relative)
+        add_png_to_digest(digest, relative, data)
+        num_bytes += len(data)
+    return digest.hexdigest(), num_bytes
+
+
+def shard_files(plan: Plan, shard: Shard, image_format: str) -> list[str]:
+    return [shard_file(shard.shard_idx)] if image_format == "parquet" else png_paths(plan, shard)
+
+
+def read_shard(location: Location, plan: Plan, shard: Shard, image_format: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images (N, C, H, W), int64 labels) of one shard, in index order."""
+    if image_format == "parquet":
+        table = pq.read_table(pa.BufferReader(location.read(shard_file(shard.shard_idx))), columns=["image", "label"])
+        pngs = [item["bytes"] for item in table.column("image").to_pylist()]
+        labels = table.column("label").to_numpy()
+    else:
+        pngs = [location.read(relative) for relative in png_paths(plan, shard)]
+        labels = plan.labels(shard.start, shard.stop)
+    return np.stack([decode_png(data) for data in pngs]), labels.astype(np.int64)

@@ -1,0 +1,134 @@
+"""Shard writers: deterministic bytes, the Hugging Face Parquet layout, safe PNG folders, atomic writes."""
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from gen_aug.errors import GenaugError
+from gen_aug.plan import make_plan
+from gen_aug.shards import (
+    MAX_PATH_PART_BYTES,
+    class_dirs,
+    decode_png,
+    encode_png,
+    hash_shard,
+    parquet_bytes,
+    png_paths,
+    read_shard,
+    safe_path_part,
+    write_shard,
+)
+from gen_aug.storage import TEMP_PREFIX, open_location
+
+NAMES = ("cat", "dog", "owl")
+
+
+def images_for(count: int, channels: int = 1, size: int = 8) -> np.ndarray:
+    return np.random.default_rng(count).integers(0, 256, (count, channels, size, size), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_round_trip_and_repeatable_bytes(channels):
+    images = images_for(5, channels)
+    encoded = encode_png(images)
+    assert encoded == encode_png(images)
+    assert all(data.startswith(b"\x89PNG") for data in encoded)
+    assert np.array_equal(np.stack([decode_png(data) for data in encoded]), images)
+
+
+def test_png_needs_gray_or_rgb():
+    with pytest.raises(GenaugError, match="2 channels"):
+        encode_png(images_for(1, channels=2))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..", ".", "a/../../b", "/etc/passwd", "nul\x00byte", "back\\slash", "", "  ", ".hidden", "x" * 500, "é" * 200],
+)
+def test_class_names_become_one_harmless_path_part(name):
+    part = safe_path_part(name)
+    assert part and part not in (".", "..") and not part.startswith(".")
+    assert not any(c in part for c in "/\\\x00")
+    assert len(part.encode()) <= MAX_PATH_PART_BYTES
+
+
+def test_class_folders_stay_distinct():
+    assert class_dirs(("3", "cat", "dog")) == ("3", "cat", "dog")
+    folders = class_dirs(("a/b", "a_b", "x" * 300, "x" * 300 + "y"))
+    assert len(set(folders)) == 4
+
+
+def test_parquet_shard_is_repeatable_and_huggingface_shaped(tmp_path):
+    plan = make_plan(NAMES, n=50, shard_size=20, seed=4)
+    shard = plan.shard(1)
+    pngs = encode_png(images_for(shard.rows))
+    data = parquet_bytes(plan, shard, pngs)
+    assert data == parquet_bytes(plan, shard, pngs)
+    (tmp_path / "s.parquet").write_bytes(data)
+    table = pq.read_table(tmp_path / "s.parquet")
+    assert table.column_names == ["image", "label", "class_name", "index", "seed"]
+    assert table.column("index").to_pylist() == list(range(20, 40))
+    assert table.column("label").to_pylist() == plan.labels(20, 40).tolist()
+    assert table.column("class_name").to_pylist() == [NAMES[label] for label in plan.labels(20, 40)]
+    assert set(table.column("seed").to_pylist()) == {4}
+    assert table.column("image").to_pylist()[0] == {"bytes": pngs[0], "path": "20.png"}
+    features = json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
+    assert features["image"] == {"_type": "Image"} and features["label"]["names"] == list(NAMES)
+    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_huggingface_datasets_reads_images_and_class_names(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    plan = make_plan(NAMES, n=12, shard_size=12)
+    images = images_for(12)
+    write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), encode_png(images), "parquet")
+    loaded = datasets.load_dataset(
+        "parquet", data_files=str(tmp_path / "out" / "*.parquet"), split="train", cache_dir=str(tmp_path / "cache")
+    )
+    assert isinstance(loaded.features["image"], datasets.Image)
+    assert isinstance(loaded.features["label"], datasets.ClassLabel)
+    assert loaded.features["label"].names == list(NAMES)
+    first = loaded[0]
+    assert np.array_equal(np.asarray(first["image"]), images[0, 0])
+    assert first["class_name"] == NAMES[first["label"]]
+
+
+@pytest.mark.parametrize("image_format", ["parquet", "png"])
+def test_written_shards_hash_as_recorded_and_read_back(tmp_path, image_format):
+    plan = make_plan(("a/b", "..", "c"), n=30, shard_size=10)
+    location = open_location(str(tmp_path / "out"))
+    shard = plan.shard(2)
+    images = images_for(10)
+    record = write_shard(location, plan, shard, encode_png(images), image_format)
+    assert (record["start"], record["stop"], record["rows"]) == (20, 30, 10)
+    assert record["class_counts"] == np.bincount(plan.labels(20, 30), minlength=3).tolist()
+    assert hash_shard(location, plan, record, image_format) == (record["sha256"], record["bytes"])
+    got_images, got_labels = read_shard(location, plan, shard, image_format)
+    assert np.array_equal(got_images, images) and np.array_equal(got_labels, plan.labels(20, 30))
+    files = location.list_files()
+    assert not any(TEMP_PREFIX in f for f in files)
+    if image_format == "parquet":
+        assert files == ["shard-00002.parquet"]
+        assert record["sha256"] == hashlib.sha256((tmp_path / "out" / files[0]).read_bytes()).hexdigest()
+    else:
+        assert files == sorted(png_paths(plan, shard))
+        assert all(f.split("/")[0] in ("a_b", "_..", "c") for f in files)
+
+
+def test_atomic_writes_leave_only_whole_files_and_temporaries_are_swept(tmp_path):
+    location = open_location(str(tmp_path))
+    location.write_atomic("a/b.bin", b"one")
+    location.write_atomic("a/b.bin", b"two")
+    (tmp_path / "a" / f"{TEMP_PREFIX}dead-b.bin").write_bytes(b"partial")
+    assert location.read("a/b.bin") == b"two"
+    assert location.sweep_temporaries() == 1
+    assert location.list_files() == ["a/b.bin"]
+
+
+def test_an_output_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GenaugError, match="is a file"):
+        open_location(str(tmp_path / "file"))
