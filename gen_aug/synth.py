@@ -1,0 +1,415 @@
+"""Synthesis on Ray, the only module that imports ray: one actor per GPU (or N CPU actors) fed shards from a queue.
+
+The driver checks every input before it writes anything, hands shards to actors one at a time
+as they finish (so a dead actor's or node's shards go to the survivors), records each finished
+shard, and writes the manifest last. Actors write shards straight to the output location.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gen_aug.errors import GenaugError
+from gen_aug.manifest import (
+    DONE_DIR,
+    JOB_FILE,
+    MANIFEST,
+    STATE_DIR,
+    build_manifest,
+    done_file,
+    finished_records,
+    previous_settings,
+    write_json,
+)
+from gen_aug.plan import Plan, make_plan, parse_count
+from gen_aug.shards import FORMATS, encode_png, write_shard
+from gen_aug.storage import Location, open_location
+
+CPU_BATCH_SIZE = 1024
+GPU_BATCH_SIZE = 32768  # past this a 28x28 generator gains nothing and host buffers grow
+SHARDS_IN_FLIGHT_PER_WORKER = 2  # the next shard is queued on the actor before the current one ends
+ENCODE_CHUNK_IMAGES = 256  # images per encoding task: small enough to spread a batch over every thread
+WORKER_START_TIMEOUT_S = 120
+# One torch thread per CPU worker: workers scale across cores with no shared thread pool to contend
+# for, and a shard's bytes never depend on how many threads computed it.
+TORCH_THREADS_PER_CPU_WORKER = 1
+ADDRESS_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    model: str  # snapshot path
+    out: str  # output folder or URI
+    n: str | int | None = None  # total images ('1e6' accepted); None when per_class gives the counts
+    per_class: str | None = None  # 'K' or 'CLASS=K,...'
+    class_weights: str | None = None  # 'balance' or 'CLASS=W,...'
+    classes: str | None = None  # 'CLASS,...'
+    data: str | None = None  # real set spec: its class counts for class_weights='balance'
+    shard_size: int = 10_000  # images per shard
+    seed: int = 0
+    gpus: int | None = None  # GPU actors; None: every visible GPU, or CPU actors when there is none
+    workers: int | None = None  # CPU actors (implies no GPUs); None: one per CPU
+    batch_size: int | None = None  # images per generator call; None: 1024 on CPU, 32768 on GPU
+    image_format: str = "parquet"
+    address: str | None = None  # None: a private local Ray; 'auto', 'HOST:PORT' or 'ray://HOST:PORT'
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+class ShardWorker:
+    """A Ray actor: loads the snapshot once, then generates, encodes and writes whole shards."""
+
+    def __init__(self, snapshot_bytes: bytes, settings: dict, out_uri: str, encode_threads: int, torch_threads: int):
+        import torch
+
+        from gen_aug.checkpoint import load_snapshot
+
+        use_cuda = settings["device"] == "cuda" and torch.cuda.is_available()
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        if not use_cuda:
+            torch.set_num_threads(torch_threads)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.safetensors")
+            with open(path, "wb") as stream:
+                stream.write(snapshot_bytes)
+            self.model = load_snapshot(path, device=self.device).model
+        self.plan = Plan.from_dict(settings["plan"])
+        self.image_format = settings["format"]
+        self.batch_size = settings["batch_size"]
+        self.location = open_location(out_uri)
+        self.encoders = ThreadPoolExecutor(encode_threads)  # Pillow's zlib releases the GIL while it compresses
+        self.info = {
+            "node_ip": _node_ip(),
+            "pid": os.getpid(),
+            "device": str(self.device),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "torch_threads": torch.get_num_threads(),
+            "encode_threads": encode_threads,
+        }
+
+    def describe(self) -> dict:
+        return self.info
+
+    def run_shard(self, shard_idx: int) -> dict:
+        """Generate one shard batch by batch while earlier batches encode, then write it; returns its record."""
+        import torch
+
+        from gen_aug.sampling import generate_uint8
+
+        shard = self.plan.shard(shard_idx)
+        labels = torch.from_numpy(self.plan.labels(shard.start, shard.stop))
+        encoded = []
+        # Batches start at the shard's first index, so they are the same whichever actor runs the shard.
+        for offset in range(0, shard.rows, self.batch_size):
+            indices = torch.arange(shard.start + offset, min(shard.stop, shard.start + offset + self.batch_size))
+            batch_labels = labels[offset : offset + len(indices)]
+            images = generate_uint8(self.model, self.plan.seed, indices, batch_labels, self.device).cpu().numpy()
+            # images: uint8 (B, C, H, W)
+            for chunk in range(0, len(images), ENCODE_CHUNK_IMAGES):
+                encoded.append(self.encoders.submit(encode_png, images[chunk : chunk + ENCODE_CHUNK_IMAGES]))
+        pngs = [png for future in encoded for png in future.result()]
+        return write_shard(self.location, self.plan, shard, pngs, self.image_format)
+
+
+def _node_ip() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
+
+
+def synthesize(options: SynthesisOptions) -> dict:
+    """Run a whole synthesis job; returns the manifest it wrote. Every bad input raises GenaugError before any write."""
+    from gen_aug.checkpoint import load_snapshot
+
+    started = time.time()
+    if options.image_format not in FORMATS:
+        raise GenaugError(f"--format {options.image_format!r}: unknown (expected one of {', '.join(FORMATS)})")
+    if options.resume and options.overwrite:
+        raise GenaugError("--resume and --overwrite: both given (expected at most one)")
+    if options.gpus and options.workers is not None:
+        raise GenaugError(
+            f"--workers {options.workers} with --gpus {options.gpus}: GPU jobs run one worker per GPU "
+            "(expected --gpus 0 for CPU workers)"
+        )
+    snapshot = load_snapshot(options.model)
+    plan = _plan(options, tuple(snapshot.meta["class_names"]))
+    location = open_location(options.out)
+    _check_output(location, options)
+    with _ray_session(options.address) as ray:
+        use_gpus, num_workers = _worker_count(ray, options)
+        batch_size = options.batch_size or (GPU_BATCH_SIZE if use_gpus else CPU_BATCH_SIZE)
+        settings = {
+            "plan": plan.to_dict(),
+            "format": options.image_format,
+            "snapshot_sha256": snapshot.sha256,
+            "batch_size": batch_size,  # CPU convolutions round a pixel or two differently per batch size
+            "device": "cuda" if use_gpus else "cpu",
+        }
+        kept = _prepare_output(location, options, settings, plan)
+        records, workers, shard_seconds = _run_shards(
+            ray, options, settings, location, plan, kept, use_gpus, num_workers
+        )
+    finished = time.time()
+    written = plan.n - sum(r["rows"] for r in kept.values())
+    timing = {
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "seconds": round(finished - started, 3),  # all of it: checks, Ray start, snapshot loads, shards
+        "shard_seconds": round(shard_seconds, 3),  # from the first shard handed out to the last one written
+        "images_written": written,
+        "images_resumed": plan.n - written,
+        "images_per_sec": round(written / max(shard_seconds, 1e-9), 1),
+    }
+    snapshot_record = {"path": os.path.abspath(options.model), "sha256": snapshot.sha256, "meta": snapshot.meta}
+    manifest = build_manifest(settings, snapshot_record, list(records.values()), timing, workers)
+    write_json(location, MANIFEST, manifest)
+    location.delete_dir(STATE_DIR)
+    location.sweep_temporaries()
+    return manifest
+
+
+def _plan(options: SynthesisOptions, class_names: tuple[str, ...]) -> Plan:
+    real_counts = None
+    if options.data is not None:
+        from gen_aug.data import load_data
+
+        real = load_data(options.data)
+        if real.class_names != class_names:
+            raise GenaugError(
+                f"--data {options.data!r}: classes {', '.join(real.class_names)} differ from the snapshot's "
+                f"(expected {', '.join(class_names)})"
+            )
+        real_counts = real.class_counts().tolist()
+    n = parse_count(options.n) if isinstance(options.n, str) else options.n
+    return make_plan(
+        class_names, n=n, per_class=options.per_class, class_weights=options.class_weights,
+        classes=options.classes, real_counts=real_counts, shard_size=options.shard_size, seed=options.seed,
+    )
+
+
+def _check_output(location: Location, options: SynthesisOptions) -> None:
+    """Refuse, before anything is written, an output that this run must not touch."""
+    if location.is_empty():
+        return
+    ours = previous_settings(location) is not None
+    if options.resume or options.overwrite:
+        if not ours:
+            raise GenaugError(
+                f"--out {options.out!r}: holds files genaug did not write (expected an empty folder or a genaug output)"
+            )
+        return
+    raise GenaugError(
+        f"--out {options.out!r}: not empty (expected a new or empty folder; --resume continues the job there, "
+        "--overwrite replaces it)"
+    )
+
+
+def _prepare_output(location: Location, options: SynthesisOptions, settings: dict, plan: Plan) -> dict[int, dict]:
+    """Write the job's state; with --resume, keep the shards that still hash as recorded. Returns those."""
+    kept: dict[int, dict] = {}
+    try:
+        if options.overwrite and not location.is_empty():
+            location.fs.delete_dir_contents(location.root)
+            location.made_dirs.clear()
+        if options.resume and not location.is_empty():
+            previous = previous_settings(location)
+            changed = [key for key in settings if previous.get(key, settings[key]) != settings[key]]
+            if changed:
+                raise GenaugError(
+                    f"--resume {options.out!r}: the job there had other {', '.join(changed)} "
+                    "(expected the same model, plan, format, batch size and device; or use --overwrite)"
+                )
+            location.sweep_temporaries()
+            kept = finished_records(location, plan, options.image_format)
+        write_json(location, JOB_FILE, settings)
+        for record in kept.values():
+            write_json(location, done_file(record["shard_idx"]), record)
+        if location.exists(MANIFEST):  # a manifest must never outlive the shards it vouches for
+            location.delete(MANIFEST)
+    except OSError as error:
+        raise GenaugError(f"--out {options.out!r}: cannot write ({error}; expected a writable folder)") from None
+    return kept
+
+
+class _ray_session:
+    """ray.init for this job (unless the caller already did) and ray.shutdown after it."""
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self.started = False
+
+    def __enter__(self):
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import ray
+
+        if self.address is not None:
+            _check_reachable(self.address)
+        if ray.is_initialized():
+            return ray
+        try:
+            if self.address is None:
+                # 'local' starts a private instance even where `ray start` left a cluster to join by default.
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+            else:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise GenaugError(f"--address {self.address!r}: cannot join the Ray cluster ({error})") from None
+        self.started = True
+        return ray
+
+    def __exit__(self, *exc_info):
+        if self.started:
+            import ray
+
+            ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds where ray.init would retry for minutes: nothing listening at HOST:PORT."""
+    if address == "auto":
+        return  # ray finds a local cluster from its own records, or fails at once
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise GenaugError(f"--address {address!r}: not HOST:PORT (expected auto, HOST:PORT or ray://HOST:PORT)")
+    try:
+        socket.create_connection((host, port), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as error:
+        raise GenaugError(
+            f"--address {address!r}: no Ray cluster answers ({error}; expected a head started with `ray start --head`)"
+        ) from None
+
+
+def _worker_count(ray, options: SynthesisOptions) -> tuple[bool, int]:
+    """(use GPUs, number of actors), checked against what the cluster has."""
+    resources = ray.cluster_resources()
+    visible_gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if options.gpus is not None and options.gpus > visible_gpus:
+        raise GenaugError(
+            f"--gpus {options.gpus}: only {visible_gpus} GPU{'s' if visible_gpus != 1 else ''} visible "
+            f"(expected --gpus {visible_gpus} or fewer; --gpus 0 --workers N runs on CPUs)"
+        )
+    gpus = options.gpus if options.gpus is not None else (0 if options.workers is not None else visible_gpus)
+    if gpus:
+        return True, gpus
+    workers = options.workers if options.workers is not None else max(1, cpus)
+    if workers > cpus:
+        raise GenaugError(f"--workers {workers}: the Ray cluster has {cpus} CPUs (expected --workers {cpus} or fewer)")
+    return False, workers
+
+
+def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_workers):
+    """Hand shards to actors as they free up; a lost actor's shards go back in the queue.
+
+    Returns (records by shard, worker descriptions, seconds spent on shards).
+    """""
+    from tqdm import tqdm
+
+    records = dict(kept)
+    pending = deque(s.shard_idx for s in plan.shards() if s.shard_idx not in kept)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    encode_threads = max(1, cpus // num_workers)
+    snapshot_ref = ray.put(Path(options.model).read_bytes())  # nodes need no shared copy of the model
+    actor_class = ray.remote(ShardWorker)
+    token = os.urandom(4).hex()  # names tell this job's actors apart on a shared cluster
+    actors = [
+        actor_class.options(
+            name=f"genaug-{token}-worker-{i}", num_gpus=1 if use_gpus else 0, num_cpus=0 if use_gpus else 1,
+            max_restarts=0, max_task_retries=0,
+        ).remote(snapshot_ref, settings, location.uri, encode_threads, TORCH_THREADS_PER_CPU_WORKER)
+        for i in range(num_workers)
+    ]
+    bar = tqdm(total=plan.n, initial=sum(r["rows"] for r in kept.values()), unit="img", unit_scale=True,
+               desc="synthesize", disable=not options.progress, smoothing=0.1)
+    try:
+        workers = _start(ray, actors)
+        shards_started = time.time()
+        alive = set(range(num_workers))
+        in_flight: dict = {}  # task ref -> (worker, shard_idx)
+        while pending or in_flight:
+            for worker in sorted(alive):
+                while pending and sum(w == worker for w, _ in in_flight.values()) < SHARDS_IN_FLIGHT_PER_WORKER:
+                    shard_idx = pending.popleft()
+                    in_flight[actors[worker].run_shard.remote(shard_idx)] = (worker, shard_idx)
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            worker, shard_idx = in_flight.pop(ref)
+            try:
+                record = ray.get(ref)
+            except _lost_worker_errors(ray) as error:
+                pending.appendleft(shard_idx)
+                if worker in alive:
+                    alive.discard(worker)
+                    workers[worker]["lost"] = type(error).__name__
+                    bar.write(f"worker {worker} on {workers[worker]['node_ip']} lost ({type(error).__name__}); "
+                              f"its shards go to the {len(alive)} others", file=sys.stderr)
+                if not alive:
+                    raise GenaugError(
+                        f"every worker was lost; {len(records)} of {plan.num_shards} shards are finished and kept "
+                        "(rerun the same command with --resume once workers are available)"
+                    ) from None
+                continue
+            except ray.exceptions.RayTaskError as error:
+                raise _task_error(error, shard_idx) from None
+            write_json(location, done_file(shard_idx), record)
+            records[shard_idx] = record
+            workers[worker]["images"] += record["rows"]
+            bar.update(record["rows"])
+        return records, workers, time.time() - shards_started
+    except KeyboardInterrupt:
+        raise GenaugError(
+            f"interrupted: {len(records)} of {plan.num_shards} shards finished and kept "
+            f"(rerun the same command with --resume to write the rest)"
+        ) from None
+    finally:
+        bar.close()
+        for actor in actors:
+            ray.kill(actor)
+
+
+def _lost_worker_errors(ray) -> tuple[type, ...]:
+    """What a task raises when its actor, worker process or node is gone rather than when its code failed."""
+    errors = ray.exceptions
+    return (errors.RayActorError, errors.NodeDiedError, errors.WorkerCrashedError, errors.ObjectLostError)
+
+
+def _task_error(error, shard_idx: int) -> Exception:
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, GenaugError):
+        return GenaugError(str(cause))
+    if isinstance(cause, OSError):
+        return GenaugError(
+            f"shard {shard_idx}: writing failed ({cause}; expected a writable --out on storage every node can reach)"
+        )
+    return error
+
+
+def _start(ray, actors) -> list[dict]:
+    """Wait for every actor to load the snapshot; their descriptions (node, device, CUDA_VISIBLE_DEVICES)."""
+    try:
+        infos = ray.get([actor.describe.remote() for actor in actors], timeout=WORKER_START_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise GenaugError(
+            f"workers: not all {len(actors)} started within {WORKER_START_TIMEOUT_S} s "
+            f"(cluster has {ray.cluster_resources()}; expected free CPUs or GPUs for every worker)"
+        ) from None
+    except ray.exceptions.RayActorError as error:
+        raise GenaugError(f"workers: one failed to start ({str(error).splitlines()[0]})") from None
+    return [{"worker": i, **info, "images": 0} for i, info in enumerate(infos)]
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")

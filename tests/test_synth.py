@@ -1,0 +1,231 @@
+"""Synthesis on a local Ray and a two-node cluster: identical bytes for any worker count, losses survived, resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from gen_aug.checkpoint import save_snapshot
+from gen_aug.cli import main
+from gen_aug.manifest import DONE_DIR, MANIFEST, verify
+from gen_aug.models import build_model
+from gen_aug.synth import SynthesisOptions, synthesize
+
+pytestmark = pytest.mark.ray
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ["cat", "dog", "owl"]
+# Long enough (about 2 s of shards on 2 cores) to hit mid-run, short enough for a test.
+MID_RUN_JOB = {"n": "1_200", "shard_size": 50, "seed": 11}
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory):
+    """A tiny 8x8 model for quick jobs and a default-size 28x28 one (about 400 images/s per core) for mid-run faults."""
+    folder = tmp_path_factory.mktemp("snapshots")
+    tiny = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
+    save_snapshot(folder / "tiny.safetensors", tiny, {"class_names": NAMES})
+    full = build_model("cgan", {"resolution": 28, "channels": 1, "num_classes": 3})
+    save_snapshot(folder / "full.safetensors", full, {"class_names": NAMES})
+    return {"tiny": str(folder / "tiny.safetensors"), "full": str(folder / "full.safetensors")}
+
+
+def shard_hashes(out) -> dict:
+    return {s["shard_idx"]: s["sha256"] for s in json.loads((Path(out) / MANIFEST).read_text())["shards"]}
+
+
+def assert_complete(out, n: int) -> None:
+    """Exactly n rows, each index once, every hash as the manifest says, nothing else in the folder."""
+    files = sorted(Path(out).glob("*.parquet"))
+    indices = np.concatenate([pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in files])
+    assert len(indices) == n and np.array_equal(np.sort(indices), np.arange(n))
+    report = verify(str(out))
+    assert report.ok, report.lines()
+
+
+def wait_for_done_shards(out: Path, count: int, timeout_s: float = 120) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        done = out / DONE_DIR
+        if done.is_dir() and len([p for p in done.iterdir() if p.suffix == ".json"]) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} finished shards in {out} within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def clean_run(ray_local, snapshots, tmp_path_factory):
+    """The mid-run job done once, uninterrupted, by one worker: the hashes every other run must reproduce."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    synthesize(SynthesisOptions(snapshots["full"], str(out), workers=1, progress=False, **MID_RUN_JOB))
+    assert_complete(out, 1200)
+    return shard_hashes(out)
+
+
+def test_two_workers_write_the_same_bytes_as_one(clean_run, snapshots, tmp_path):
+    out = tmp_path / "out"
+    manifest = synthesize(SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False, **MID_RUN_JOB))
+    assert shard_hashes(out) == clean_run
+    assert [w["images"] > 0 for w in manifest["workers"]] == [True, True]
+    assert manifest["totals"]["images"] == 1200 and manifest["images_per_sec"] > 0
+
+
+def test_parquet_reads_back_in_pyarrow_ray_data_and_datasets(ray_local, snapshots, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["synthesize", "--model", snapshots["tiny"], "--n", "60", "--shard-size", "16",
+                                       "--workers", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "60 in 4 parquet shards" in result.output
+    assert_complete(out, 60)
+    table = pq.read_table(sorted(out.glob("*.parquet"))[0])
+    assert table.column_names == ["image", "label", "class_name", "index", "seed"]
+    rows = ray_local.data.read_parquet(str(out), file_extensions=["parquet"]).take_all()
+    assert len(rows) == 60 and {r["class_name"] for r in rows} == set(NAMES)
+    assert all(r["image"]["bytes"].startswith(b"\x89PNG") for r in rows)
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset("parquet", data_files=str(out / "*.parquet"), split="train",
+                                   cache_dir=str(tmp_path / "cache"))
+    assert isinstance(loaded.features["image"], datasets.Image)
+    assert loaded.features["label"].names == NAMES and len(loaded) == 60
+    assert loaded[0]["image"].size == (8, 8)
+
+
+def test_png_output_is_an_image_folder(ray_local, snapshots, tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    out = tmp_path / "out"
+    synthesize(SynthesisOptions(snapshots["tiny"], str(out), n=30, shard_size=8, workers=2, image_format="png",
+                                progress=False))
+    assert verify(str(out)).ok
+    folder = torchvision.datasets.ImageFolder(str(out))
+    assert folder.classes == sorted(NAMES) and len(folder) == 30
+    assert sorted(int(Path(p).stem) for p, _ in folder.samples) == list(range(30))
+    assert folder[0][0].size == (8, 8)
+
+
+def test_each_gpu_worker_is_pinned_to_its_own_device(ray_local, snapshots, tmp_path):
+    manifest = synthesize(SynthesisOptions(snapshots["tiny"], str(tmp_path / "out"), n=40, shard_size=10, gpus=2,
+                                           progress=False))
+    # Ray declares 2 GPUs that this machine does not have: each actor sees its own id and still runs on CPU.
+    assert sorted(w["cuda_visible_devices"] for w in manifest["workers"]) == ["0", "1"]
+    assert {w["device"] for w in manifest["workers"]} == {"cpu"}
+
+
+def test_a_killed_actor_s_shards_go_to_the_other(ray_local, clean_run, snapshots, tmp_path):
+    out = tmp_path / "out"
+    outcome = {}
+
+    def run():
+        try:
+            outcome["manifest"] = synthesize(
+                SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False, **MID_RUN_JOB)
+            )
+        except Exception as error:  # noqa: BLE001  (re-raised in the test thread below)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for_done_shards(out, 1)
+    name = sorted(n for n in ray_local.util.list_named_actors() if n.startswith("genaug-"))[0]
+    ray_local.kill(ray_local.get_actor(name))
+    thread.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert [w.get("lost") for w in outcome["manifest"]["workers"]].count("ActorDiedError") == 1
+    assert_complete(out, 1200)
+    assert shard_hashes(out) == clean_run
+
+
+def genaug_process(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gen_aug", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def mid_run_args(snapshot, out) -> list[str]:
+    return ["synthesize", "--model", snapshot, "--out", str(out), "--n", MID_RUN_JOB["n"],
+            "--shard-size", str(MID_RUN_JOB["shard_size"]), "--seed", str(MID_RUN_JOB["seed"])]
+
+
+def test_ctrl_c_then_resume_equals_a_clean_run(ray_local, clean_run, snapshots, tmp_path):
+    out = tmp_path / "out"
+    process = genaug_process(*mid_run_args(snapshots["full"], out), "--workers", "2")
+    wait_for_done_shards(out, 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "interrupted" in stderr and "Traceback" not in stderr
+    assert not (out / MANIFEST).exists()
+    refused = CliRunner().invoke(main, mid_run_args(snapshots["full"], out))
+    assert refused.exit_code == 1 and "not empty" in refused.output
+    resumed = CliRunner().invoke(main, mid_run_args(snapshots["full"], out) + ["--workers", "2", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    kept = json.loads((out / MANIFEST).read_text())["images_resumed"]
+    assert 100 <= kept < 1200 and f"{kept:,} kept from before" in resumed.output
+    assert shard_hashes(out) == clean_run
+    assert_complete(out, 1200)
+
+
+def test_a_lost_node_s_shards_go_to_the_surviving_node(ray_cluster, clean_run, snapshots, tmp_path):
+    out = tmp_path / "out"
+    process = genaug_process(*mid_run_args(snapshots["full"], out), "--workers", "2", "--address", ray_cluster.address)
+    wait_for_done_shards(out, 1)
+    worker_node = next(node for node in ray_cluster.worker_nodes)
+    ray_cluster.remove_node(worker_node)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "lost (ActorDiedError); its shards go to the 1 others" in stderr
+    workers = json.loads((out / MANIFEST).read_text())["workers"]
+    assert sorted(str(w.get("lost")) for w in workers) == ["ActorDiedError", "None"]
+    assert_complete(out, 1200)
+    assert shard_hashes(out) == clean_run
+
+
+def bad_input_cases(snapshots, tmp_path):
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    (tmp_path / "a-file").write_text("x")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    tiny = ["--model", snapshots["tiny"]]
+    return [
+        (tiny + ["--n", "0"], "--n '0': out of range"),
+        (tiny + ["--n", "-5"], "--n '-5': out of range"),
+        (tiny + ["--n", "1.5"], "--n '1.5': not a whole number"),
+        (tiny + ["--n", "abc"], "--n 'abc': not a number"),
+        (tiny + ["--n", "10", "--gpus", "4"], "--gpus 4: only 2 GPUs visible"),
+        (["--model", str(tmp_path / "none.safetensors"), "--n", "10"], "no such file"),
+        (["--model", str(corrupt), "--n", "10"], "not a genaug snapshot"),
+        (tiny + ["--n", "10", "--out", str(tmp_path / "a-file" / "out")], "cannot write"),
+        (tiny + ["--n", "10", "--address", "127.0.0.1:1"], "no Ray cluster answers"),
+        (tiny + ["--per-class", "bat=3"], "--per-class: unknown class 'bat'"),
+        (tiny + ["--n", "10", "--class-weights", "cat=1,bat=1"], "--class-weights: unknown class 'bat'"),
+        (tiny + ["--n", "10", "--classes", "cow"], "--classes: unknown class 'cow'"),
+        (tiny + ["--n", "10", "--class-weights", "balance"], "expected --data SPEC"),
+        (tiny + ["--n", "10", "--class-weights", "balance", "--data", "builtin:digits"], "differ from the snapshot's"),
+        (tiny + ["--n", "10", "--workers", "1", "--gpus", "1"], "GPU jobs run one worker per GPU"),
+        (tiny + ["--n", "10", "--workers", "9"], "--workers 9: the Ray cluster has 4 CPUs"),
+        (tiny + ["--n", "10", "--resume", "--overwrite"], "both given"),
+        (tiny + ["--n", "10", "--out", str(foreign)], "not empty"),
+        (tiny + ["--n", "10", "--out", str(foreign), "--overwrite"], "genaug did not write"),
+    ]
+
+
+def test_every_bad_input_is_one_line_and_leaves_nothing_to_resume(ray_local, snapshots, tmp_path):
+    for args, message in bad_input_cases(snapshots, tmp_path):
+        out = tmp_path / "out"
+        if "--out" not in args:
+            args = args + ["--out", str(out)]
+        started = time.time()
+        result = CliRunner().invoke(main, ["synthesize", *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert time.time() - started < 30, args
+        assert not out.exists() or not any(out.iterdir()), (args, list(out.iterdir()))
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
