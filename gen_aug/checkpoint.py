@@ -89,7 +89,7 @@ def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -
     try:
         tensors = load_safetensors(payload)
     except Exception as error:  # safetensors raises its own error type for every malformed file
-        raise GenaugError(f"{where}: not a readable safetensors file ({error})") from None
+        raise GenaugError(f"{where}: not a readable safetensors file, or truncated ({error})") from None
     if not isinstance(meta.get("config"), dict):
         raise GenaugError(f"{where}: metadata has no model config (expected a snapshot written by genaug train)")
     try:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from gen_aug.errors import GenaugError
 
@@ -60,3 +65,105 @@ def require(condition: bool, key: str, value, expected: str) -> None:
     """Raise the house-style error `key = value (expected ...)` unless `condition` holds."""
     if not condition:
         raise GenaugError(f"{key} = {value!r} (expected {expected})")
+
+
+DATA_DERIVED_KEYS = ("resolution", "channels", "num_classes")  # model keys the training data decides
+
+
+@dataclass(frozen=True)
+class DataSection:
+    spec: str = "builtin:digits"  # KIND:PATH[?OPTIONS], as `genaug data` takes it
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    family: str = "cgan"  # a registered model family: cgan or cvae
+    options: Mapping = dataclasses.field(default_factory=dict)  # the family's config keys, less the data-derived
+
+    @classmethod
+    def from_table(cls, table: Mapping, where: str) -> "ModelSection":
+        from gen_aug.models import model_class
+
+        family = _checked(str, table.get("family", cls.family), f"{where}: family = {table.get('family')!r}")
+        options = {key: value for key, value in table.items() if key != "family"}
+        try:
+            config_class = model_class(family).config_class
+        except GenaugError as error:
+            raise GenaugError(f"{where}: {error}") from None
+        for key in DATA_DERIVED_KEYS:
+            if key in options:
+                raise GenaugError(f"{where}: {key} comes from the training data (expected it absent; resize with ?resolution=R)")
+        # Check names and types now, against placeholder data sizes; training fills in the real ones.
+        from_dict(config_class, {"resolution": 8, "channels": 1, "num_classes": 2} | options, f"{where} ({family})")
+        return cls(family, options)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: str | None = None  # run folder: model.safetensors, train_state.pt, log.jsonl, preview_*.png
+    steps: int = 3000  # optimiser steps in all (a resumed run continues up to this many)
+    batch_size: int = 64  # real images per step
+    seed: int = 0  # model initialisation, batches, latents, augmentation
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when visible
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on cuda, fp32 on cpu
+    log_every: int = 100  # steps between log.jsonl lines (losses averaged over them)
+    preview_every: int = 1000  # steps between preview grids
+    checkpoint_every: int = 1000  # steps between snapshot + resume state writes (and at the end)
+    preview_per_class: int = 10  # preview grid columns
+
+    def __post_init__(self):
+        for key in ("steps", "batch_size", "log_every", "preview_every", "checkpoint_every", "preview_per_class"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
+        require(self.seed >= 0, "seed", self.seed, "0 or more")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One section per stage; a section left out of a job file takes these defaults (the digits job)."""
+
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    train: TrainConfig = TrainConfig()
+
+
+def load_job(path: str | os.PathLike) -> Job:
+    """Read a TOML job file; every unknown section or key, wrong type or bad value is an error naming the file."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenaugError(f"job {path}: no such file (expected a TOML job such as jobs/digits.toml)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, IsADirectoryError) as error:
+        raise GenaugError(f"job {path}: not valid TOML ({error})") from None
+    sections = {field.name: field.type for field in dataclasses.fields(Job)}
+    for name, table in document.items():
+        if name not in sections:
+            raise GenaugError(f"job {path}: unknown section [{name}] (expected {', '.join(f'[{s}]' for s in sections)})")
+        if not isinstance(table, dict):
+            raise GenaugError(f"job {path}: {name} = {table!r} (expected a [{name}] section)")
+    hints = typing.get_type_hints(Job)
+    parsed = {}
+    for name, table in document.items():
+        where, section = f"job {path} [{name}]", hints[name]
+        parsed[name] = section.from_table(table, where) if hasattr(section, "from_table") else from_dict(section, table, where)
+    return Job(**parsed)
+
+
+def job_with_overrides(
+    job_path: str | os.PathLike | None, data_spec: str | None = None, family: str | None = None, **train_options
+) -> Job:
+    """The job file's sections (or the defaults), with every option given on the command line taking precedence."""
+    job = load_job(job_path) if job_path is not None else Job()
+    data = DataSection(data_spec) if data_spec is not None else job.data
+    model = job.model
+    if family is not None and family != model.family:
+        from gen_aug.models import model_class
+
+        model_class(family)  # an unknown name is its own error, whatever the job says
+        model = ModelSection.from_table({"family": family, **model.options}, f"--model {family} with the job's [model] keys")
+    given = {key: value for key, value in train_options.items() if value is not None}
+    try:
+        train = dataclasses.replace(job.train, **given)
+    except GenaugError as error:
+        raise GenaugError(f"command line: {error}") from None
+    return Job(data=data, model=model, train=train)

@@ -95,7 +95,8 @@ def test_cgan_augment_policy_is_checked():
     with pytest.raises(GenaugError, match=r"augment = 'flip'"):
         tiny("cgan", augment="flip")
     assert tiny("cgan", augment="off").trainer(10, torch.device("cpu")).policy == ()
-    assert tiny("cgan").trainer(10, torch.device("cpu")).policy == ("translation", "cutout", "color")
+    assert tiny("cgan").trainer(10, torch.device("cpu")).policy == ("translation", "color")
+    assert tiny("cgan", resolution=28).trainer(10, torch.device("cpu")).policy == ("translation", "cutout", "color")
     assert tiny("cgan").trainer(10**6, torch.device("cpu")).policy == ()
 
 

@@ -18,15 +18,18 @@ from gen_aug.models.layers import DownTrunk, ModelConfig, SamplingModel
 from gen_aug.models.trainer import Trainer
 
 AUGMENT_BELOW_IMAGES = 20_000  # 'auto' augments sets smaller than this: scarce data is what DiffAugment is for
-AUTO_POLICY = "translation,cutout,color"
+CUTOUT_FROM_PIXELS = 16  # on 8x8 digits, erasing half the side cost diversity and class likeness; DiffAugment used it at 32
 
 
 @dataclass(frozen=True)
 class CGANConfig(ModelConfig):
-    lr_g: float = 2e-4  # Adam learning rate of the generator
-    lr_d: float = 2e-4  # Adam learning rate of the discriminator
-    beta1: float = 0.5
-    beta2: float = 0.999
+    # Two time-scale rule (Heusel et al. 2017): a faster discriminator keeps the generator from
+    # collapsing onto a few images per class (on 8x8 digits, per-class spread went from a third
+    # of the real images' to two thirds, with the deeper discriminator trunk).
+    lr_g: float = 1e-4  # Adam learning rate of the generator
+    lr_d: float = 4e-4  # Adam learning rate of the discriminator
+    beta1: float = 0.0  # no momentum, as usual with spectral-norm discriminators
+    beta2: float = 0.99
     ema_decay: float = 0.999  # per step, for the generator copy that samples
     loss: Literal["hinge", "nonsaturating"] = "hinge"
     augment: str = "auto"  # 'auto', 'off' or a comma list of translation, cutout, color
@@ -70,6 +73,12 @@ class ProjectionDiscriminator(nn.Module):
         return self.score(features).squeeze(1) + (self.embed(labels) * features).sum(dim=1)
 
 
+def auto_policy(config: CGANConfig, num_images: int) -> str:
+    if num_images >= AUGMENT_BELOW_IMAGES:
+        return "off"
+    return "translation,cutout,color" if config.resolution >= CUTOUT_FROM_PIXELS else "translation,color"
+
+
 class CGANTrainer(Trainer):
     def __init__(self, ema: CGAN, num_images: int, device: torch.device, amp_dtype: torch.dtype | None):
         super().__init__(device, amp_dtype)
@@ -85,10 +94,7 @@ class CGANTrainer(Trainer):
             "optimizer_g": torch.optim.Adam(self.generator.parameters(), config.lr_g, betas=betas),
             "optimizer_d": torch.optim.Adam(self.discriminator.parameters(), config.lr_d, betas=betas),
         }
-        if config.augment == "auto":
-            self.policy = parse_policy(AUTO_POLICY if num_images < AUGMENT_BELOW_IMAGES else "off")
-        else:
-            self.policy = parse_policy(config.augment)
+        self.policy = parse_policy(auto_policy(config, num_images) if config.augment == "auto" else config.augment)
         self.loss = config.loss
         self.ema_decay = config.ema_decay
 

@@ -123,12 +123,14 @@ class DownTrunk(nn.Module):
         self.downs = nn.ModuleList(
             wrap(nn.Conv2d(widths[size], widths[size // 2], 4, stride=2, padding=1)) for size in sizes[:-1]
         )
+        self.mixes = nn.ModuleList(wrap(nn.Conv2d(widths[size], widths[size], 3, padding=1)) for size in sizes[1:])
         self.features = widths[4] * 16
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.from_image(center_pad(images, self.size)), 0.2)
-        for down in self.downs:
+        for down, mix in zip(self.downs, self.mixes):
             h = F.leaky_relu(down(h), 0.2)  # size halves
+            h = F.leaky_relu(mix(h), 0.2)
         return h.flatten(1)  # (N, C4 * 16)
 
 

@@ -1,0 +1,90 @@
+"""Job files: sections become frozen dataclasses; every unknown or mistyped key is an error naming file and key."""
+
+from pathlib import Path
+
+import pytest
+
+from gen_aug.config import Job, ModelSection, TrainConfig, job_with_overrides, load_job
+from gen_aug.errors import GenaugError
+
+JOBS = Path(__file__).resolve().parent.parent / "jobs"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_full_job_is_read_into_its_sections(tmp_path):
+    job = load_job(write(tmp_path, """
+[data]
+spec = "builtin:digits?limit_per_class=20"
+[model]
+family = "cvae"
+kl_weight = 0.5
+width = 8
+[train]
+out = "runs/x"
+steps = 10
+"""))
+    assert job.data.spec == "builtin:digits?limit_per_class=20"
+    assert job.model == ModelSection("cvae", {"kl_weight": 0.5, "width": 8})
+    assert job.train == TrainConfig(out="runs/x", steps=10)
+
+
+def test_sections_left_out_take_the_defaults(tmp_path):
+    assert load_job(write(tmp_path, "[train]\nsteps = 5\n")) == Job(train=TrainConfig(steps=5))
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_jobs_load(path):
+    job = load_job(path)
+    assert job.train.out is not None and job.model.family in ("cgan", "cvae")
+
+
+def test_the_digits_job_is_the_embedded_default():
+    job = load_job(JOBS / "digits.toml")
+    assert job.data == Job().data and job.model == Job().model
+    assert job.train == TrainConfig(out=job.train.out)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[tarin]\nsteps = 3\n", r"unknown section \[tarin\] \(expected \[data\], \[model\], \[train\]\)"),
+        ("[train]\nstep = 3\n", r"\[train\]: unknown key 'step' \(expected one of batch_size, .*steps"),
+        ("[train]\nsteps = '3'\n", r"\[train\]: steps = '3' \(expected a whole number\)"),
+        ("[train]\nsteps = 3.5\n", r"steps = 3.5 \(expected a whole number\)"),
+        ("[train]\nsteps = true\n", r"steps = True \(expected a whole number\)"),
+        ("[train]\nsteps = 0\n", r"\[train\]: steps = 0 \(expected 1 or more\)"),
+        ("[train]\ndevice = 'tpu'\n", r"device = 'tpu' \(expected 'auto' or 'cpu' or 'cuda'\)"),
+        ("[model]\nfamily = 'cgn'\n", r"unknown model 'cgn'; choose from cgan, cvae"),
+        ("[model]\nfamily = 'cvae'\nlr_g = 0.1\n", r"\[model\] \(cvae\): unknown key 'lr_g'"),
+        ("[model]\nresolution = 32\n", r"resolution comes from the training data"),
+        ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 or more\)"),
+        ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of spec\)"),
+        ("train = 3\n", r"train = 3 \(expected a \[train\] section\)"),
+        ("[train\n", r"not valid TOML"),
+    ],
+)
+def test_bad_jobs_are_errors_naming_the_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(GenaugError, match=message) as error:
+        load_job(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_job_file(tmp_path):
+    with pytest.raises(GenaugError, match=r"no such file"):
+        load_job(tmp_path / "absent.toml")
+
+
+def test_command_line_overrides_the_job(tmp_path):
+    path = write(tmp_path, "[data]\nspec = 'builtin:digits'\n[model]\nwidth = 8\n[train]\nout = 'a'\nsteps = 10\nseed = 4\n")
+    job = job_with_overrides(path, "builtin:digits?limit_per_class=5", "cvae", out="b", steps=20, seed=None)
+    assert job.data.spec == "builtin:digits?limit_per_class=5"
+    assert job.model == ModelSection("cvae", {"width": 8})
+    assert (job.train.out, job.train.steps, job.train.seed) == ("b", 20, 4)
+    with pytest.raises(GenaugError, match=r"command line: batch_size = 0"):
+        job_with_overrides(path, batch_size=0)
