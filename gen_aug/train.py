@@ -54,7 +54,8 @@ def train(
     check_out(out, resume)
     check_data(data)
     device = pick_device(settings.device)
-    amp_dtype = torch.bfloat16 if settings.precision == "bf16" or (settings.precision == "auto" and device.type == "cuda") else None
+    use_bf16 = settings.precision == "bf16" or (settings.precision == "auto" and device.type == "cuda")
+    amp_dtype = torch.bfloat16 if use_bf16 else None
     channels, resolution, _ = data.shape
     config = {"resolution": resolution, "channels": channels, "num_classes": data.num_classes, **model_options}
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without changing the caller's global RNG
@@ -66,7 +67,7 @@ def train(
     first_step = 0
     if resume:
         first_step = restore(out, data, model, trainer, batch_rng, rng, device)
-        truncate_log(out / LOG_NAME, first_step)
+    truncate_log(out / LOG_NAME, first_step)  # a run that died before its first checkpoint left lines too
     if first_step >= settings.steps:
         raise GenaugError(f"--resume: {out} already has {first_step} steps (expected --steps above {first_step})")
     out.mkdir(parents=True, exist_ok=True)
@@ -198,9 +199,20 @@ def truncate_log(path: Path, last_step: int) -> None:
     """Drop lines logged after the resume state was written, so the log reads as one uninterrupted run."""
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        step = _logged_step(line)
+        if step is not None and step <= last_step:
+            kept.append(line + "\n")
     write_atomic(path, "".join(kept).encode())
+
+
+def _logged_step(line: str) -> int | None:
+    """The step of a log line; None for a line cut short by a crash."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def read_log(path: str | Path) -> list[dict]:

@@ -82,7 +82,7 @@ def test_resume_continues_exactly(tmp_path, digits, family):
     train(digits, family, TINY, settings(tmp_path, "parts", steps=3), show_progress=False)
     # A run that died after step 4: the state says 3, the log says 4; the resumed log must not repeat step 4.
     with open(tmp_path / "parts" / "log.jsonl", "a") as stream:
-        stream.write(json.dumps({"step": 4, "loss": 0.0}) + "\n")
+        stream.write(json.dumps({"step": 4, "loss": 0.0}) + '\n{"step": 5, "lo')  # the last line cut short
     summary = train(digits, family, TINY, settings(tmp_path, "parts"), resume=True, show_progress=False)
     assert summary.first_step == 3
     assert losses_of(tmp_path / "parts") == losses_of(tmp_path / "whole")
@@ -103,6 +103,13 @@ def test_an_existing_model_is_never_overwritten(tmp_path, digits):
     with pytest.raises(GenaugError, match=r"trained a cgan .*expected the same model"):
         train(digits, "cgan", {"width": 5, "z_dim": 8}, settings(tmp_path, steps=4), resume=True, show_progress=False)
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def test_a_fresh_run_starts_a_fresh_log(tmp_path, digits):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.jsonl").write_text('{"step": 1, "loss_d": 9}\n{"step": 2, "loss_d": 9}\n')  # died early
+    train(digits, "cgan", TINY, settings(tmp_path, steps=2), show_progress=False)
+    assert [line["loss_d"] != 9 for line in read_log(tmp_path / "run" / "log.jsonl")] == [True, True]
 
 
 def test_resume_needs_a_state(tmp_path, digits):

@@ -83,9 +83,9 @@ class CGANTrainer(Trainer):
     def __init__(self, ema: CGAN, num_images: int, device: torch.device, amp_dtype: torch.dtype | None):
         super().__init__(device, amp_dtype)
         config = ema.config
-        self.ema = ema.to(device).requires_grad_(False)
+        self.ema = self.place(ema).requires_grad_(False)
         self.generator = copy.deepcopy(ema).requires_grad_(True)
-        self.discriminator = ProjectionDiscriminator(config).to(device)
+        self.discriminator = self.place(ProjectionDiscriminator(config))
         betas = (config.beta1, config.beta2)
         self.parts = {
             "generator": self.generator,

@@ -61,8 +61,8 @@ class CVAETrainer(Trainer):
     def __init__(self, decoder: CVAE, device: torch.device, amp_dtype: torch.dtype | None):
         super().__init__(device, amp_dtype)
         config = decoder.config
-        self.decoder = decoder.to(device)
-        self.encoder = ConditionalEncoder(config).to(device)
+        self.decoder = self.place(decoder)
+        self.encoder = self.place(ConditionalEncoder(config))
         parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
         self.parts = {
             "decoder": self.decoder,
