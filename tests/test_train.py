@@ -3,6 +3,7 @@
 import json
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,21 @@ def test_cli_train_zero_steps_is_a_usage_error(tmp_path):
 def test_cli_train_cuda_without_a_gpu(tmp_path):
     result = run_cli("train", "--out", tmp_path / "run", "--device", "cuda", "--data", "builtin:digits?limit_per_class=2")
     assert result.exit_code == 1 and "Error: --device cuda: no CUDA device is visible" in result.output
+
+
+BREASTMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "breastmnist" / "breastmnist.npz"
+
+
+@pytest.mark.skipif(not BREASTMNIST.is_file(), reason="../shared/data is absent")
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_28_pixel_real_images_train_and_sample_at_28(tmp_path, family):
+    data = load_data(f"npz:{BREASTMNIST}?split=train&limit_per_class=4")
+    train(data, family, TINY, settings(tmp_path, steps=2, batch_size=4), show_progress=False)
+    model = load_snapshot(tmp_path / "run" / "model.safetensors").model
+    images = model.sample(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
+    assert images.shape == (2, 1, 28, 28)
+
+
+def test_cli_train_without_out_says_how_to_give_it(tmp_path):
+    result = run_cli("train", "--data", "builtin:digits?limit_per_class=2", "--steps", 1)
+    assert result.exit_code == 1 and "Error: --out: missing (expected --out DIR" in result.output
