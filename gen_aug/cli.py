@@ -107,13 +107,15 @@ def sample_command(snapshot, per_class, out, interpolate, seed):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
 @click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="One worker per GPU [default: every visible GPU].")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N", help="CPU workers, without GPUs [default: one per CPU].")
-@click.option("--batch-size", type=click.IntRange(min=1), metavar="B", help="Images per generator call [default: 1024 CPU, 32768 GPU].")
-@click.option("--format", "image_format", type=click.Choice(["parquet", "png"]), default="parquet", show_default=True)
+@click.option("--encode-processes", type=click.IntRange(min=0), metavar="P",
+              help="PNG encoder processes per worker; 0: one thread [default: the node's CPUs per GPU - 1; 0 on CPU].")
+@click.option("--format", "image_format", type=click.Choice(["parquet", "png", "raw"]), default="parquet",
+              show_default=True, help="parquet: PNGs in HF datasets layout; png: ImageFolder tree; raw: uint8 pixels.")
 @click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
 @click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, batch_size, image_format, address, resume, overwrite):
+                       workers, encode_processes, image_format, address, resume, overwrite):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: the output is the same byte for byte whatever the
@@ -133,7 +135,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
 
     options = SynthesisOptions(
         snapshot, out, n=n, per_class=per_class, class_weights=class_weights, classes=classes, data=data_spec,
-        shard_size=shard_size, seed=seed, gpus=gpus, workers=workers, batch_size=batch_size,
+        shard_size=shard_size, seed=seed, gpus=gpus, workers=workers, encode_processes=encode_processes,
         image_format=image_format, address=address, resume=resume, overwrite=overwrite,
     )
     click.echo(describe_manifest(synthesize(options), out))

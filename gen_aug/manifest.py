@@ -16,7 +16,7 @@ from importlib import metadata
 
 from gen_aug.errors import GenaugError
 from gen_aug.plan import Plan
-from gen_aug.shards import FORMATS, class_dirs, hash_shard, shard_file, shard_files
+from gen_aug.shards import FORMATS, class_dirs, hash_shard, listed_file, shard_files
 from gen_aug.storage import TEMP_PREFIX, Location, open_location
 
 MANIFEST = "manifest.json"
@@ -64,13 +64,21 @@ def finished_records(location: Location, plan: Plan, image_format: str) -> dict[
     """Shard records, from the state folder or a manifest, whose shards still hash as recorded."""
     candidates = []
     if location.exists(MANIFEST):
-        candidates += read_json(location, MANIFEST).get("shards", [])
+        candidates += shard_records(read_json(location, MANIFEST), location.path(MANIFEST))
     candidates += [read_json(location, f"{DONE_DIR}/{name}") for name in _done_names(location)]
     kept = {}
     for record in candidates:
         if _record_matches(location, plan, image_format, record):
             kept[record["shard_idx"]] = record
     return kept
+
+
+def shard_records(manifest: dict, where: str) -> list:
+    """The manifest's list of shard records; anything else there is an error naming the file."""
+    records = manifest.get("shards", [])
+    if not isinstance(records, list):
+        raise GenaugError(f"{where}: shards = {records!r:.60} (expected a list of shard records)")
+    return records
 
 
 def _done_names(location: Location) -> list[str]:
@@ -84,7 +92,7 @@ def _done_names(location: Location) -> list[str]:
 def _record_matches(location: Location, plan: Plan, image_format: str, record: dict) -> bool:
     try:
         shard = plan.shard(int(record["shard_idx"]))
-        expected = (shard.start, shard.stop, shard_file(shard.shard_idx) if image_format == "parquet" else None)
+        expected = (shard.start, shard.stop, listed_file(shard.shard_idx, image_format))
         if (record["start"], record["stop"], record["file"]) != expected or not 0 <= shard.shard_idx < plan.num_shards:
             return False
         return hash_shard(location, plan, record, image_format) == (record["sha256"], record["bytes"])
@@ -165,7 +173,7 @@ def verify(out: str) -> VerifyReport:
         raise GenaugError(f"{out}/{MANIFEST}: format {image_format!r} (expected one of {', '.join(FORMATS)})")
     expected_files = {MANIFEST}
     listed = set()
-    for record in manifest.get("shards", []):
+    for record in shard_records(manifest, f"{out}/{MANIFEST}"):
         if not _listed_shard_is_planned(plan, image_format, record, report):
             continue
         shard = plan.shard(record["shard_idx"])
@@ -197,7 +205,7 @@ def _listed_shard_is_planned(plan: Plan, image_format: str, record: dict, report
     if not 0 <= shard_idx < plan.num_shards:
         report.refused.append(f"shard {shard_idx} (the plan has shards 0-{plan.num_shards - 1})")
         return False
-    expected = shard_file(shard_idx) if image_format == "parquet" else None
+    expected = listed_file(shard_idx, image_format)
     if file != expected:
         escapes = isinstance(file, str) and (file.startswith("/") or "\\" in file or ".." in file.split("/"))
         why = "escapes the output folder" if escapes else "is not this shard's file"

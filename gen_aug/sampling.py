@@ -56,15 +56,44 @@ def latents(seed: int, indices: torch.Tensor, z_dim: int, device: torch.device |
     return normals.reshape(len(indices), 2 * num_pairs)[:, :z_dim].contiguous()
 
 
+# The network always runs on exactly this many images per call (the last call of a range is padded):
+# CPU and GPU kernels pick their blocking by batch shape and so round a pixel or two differently at
+# other sizes, but with one shape image i is the same whichever range or batch it is drawn in.
+GENERATION_CHUNK = {"cpu": 256, "cuda": 8192}
+
+
 def generate_uint8(
-    model: torch.nn.Module, seed: int, indices: torch.Tensor, labels: torch.Tensor, device: torch.device | str
+    model: torch.nn.Module, seed: int, indices: torch.Tensor, labels: torch.Tensor, device: torch.device | str,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """uint8 (N, C, H, W) images of `indices` with `labels`, on `device`; bf16 autocast on CUDA."""
+    """uint8 (N, C, H, W) images of `indices` with `labels`; bf16 autocast on CUDA.
+
+    Written into `out` when given (e.g. pinned host memory, filled by asynchronous copies), else
+    returned on `device`.
+    """
     from gen_aug.images import to_uint8
 
     device = torch.device(device)
-    z = latents(seed, indices, model.z_dim, device)
-    labels = labels.to(device=device, dtype=torch.int64)
+    chunk = GENERATION_CHUNK[device.type]
+    indices = indices.to(torch.int64)
+    labels = labels.to(torch.int64)
+    results = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        images = model.generate(z, labels)
-    return to_uint8(images)
+        for start in range(0, len(indices), chunk):
+            chunk_indices, chunk_labels = indices[start : start + chunk], labels[start : start + chunk]
+            rows = len(chunk_indices)
+            if rows < chunk:  # pad with copies of the first row; the padding is dropped below
+                chunk_indices = torch.cat([chunk_indices, chunk_indices[:1].expand(chunk - rows)])
+                chunk_labels = torch.cat([chunk_labels, chunk_labels[:1].expand(chunk - rows)])
+            z = latents(seed, chunk_indices, model.z_dim, device)
+            images = to_uint8(model.generate(z, chunk_labels.to(device)))[:rows]
+            if out is None:
+                results.append(images)
+            else:
+                out[start : start + rows].copy_(images, non_blocking=True)
+    if out is not None:
+        if device.type == "cuda":
+            torch.cuda.current_stream(device).synchronize()  # the copies into `out` are asynchronous
+        return out
+    return torch.cat(results) if results else torch.empty((0, model.config.channels, model.config.resolution,
+                                                         model.config.resolution), dtype=torch.uint8, device=device)

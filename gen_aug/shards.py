@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from gen_aug.errors import GenaugError
 from gen_aug.plan import Plan, Shard
-from gen_aug.storage import Location
+from gen_aug.storage import Location, open_location
 
-FORMATS = ("parquet", "png")
+FORMATS = ("parquet", "png", "raw")  # raw: uint8 pixels in a fixed-size binary column, no PNG at all
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: most of level 6's size at a fraction of its encode time
 PARQUET_ZSTD_LEVEL = 3
 MAX_PATH_PART_BYTES = 96  # well under every file system's 255-byte name limit, with room for a suffix
@@ -78,6 +78,11 @@ def class_dirs(class_names: tuple[str, ...]) -> tuple[str, ...]:
 
 def shard_file(shard_idx: int) -> str:
     return f"shard-{shard_idx:05d}.parquet"
+
+
+def listed_file(shard_idx: int, image_format: str) -> str | None:
+    """The one file a manifest record names: the Parquet file, or None for png shards (their files follow from the plan)."""
+    return None if image_format == "png" else shard_file(shard_idx)
 
 
 def is_shard_file(name: str) -> bool:
@@ -149,23 +154,61 @@ def add_png_to_digest(digest, relative: str, data: bytes) -> None:
     digest.update(data)
 
 
-def write_shard(location: Location, plan: Plan, shard: Shard, pngs: list[bytes], image_format: str) -> dict:
-    """Write one shard's encoded images atomically and return its manifest record."""
-    if image_format == "parquet":
-        data = parquet_bytes(plan, shard, pngs)
+def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray) -> bytes:
+    """One shard as zstd Parquet whose `image` column holds each image's uint8 (C, H, W) pixels, C-ordered."""
+    labels = plan.labels(shard.start, shard.stop)
+    image_shape = images.shape[1:]
+    pixels = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(int(np.prod(image_shape))), shard.rows, [None, pa.py_buffer(np.ascontiguousarray(images))]
+    )
+    metadata = {"genaug": json.dumps({"image_shape": list(image_shape), "image_dtype": "uint8",
+                                      "class_names": list(plan.class_names)})}
+    table = pa.table(
+        {
+            "image": pixels,
+            "label": pa.array(labels, pa.int64()),
+            "class_name": pa.array(np.asarray(plan.class_names, dtype=object)[labels].tolist(), pa.string()),
+            "index": pa.array(np.arange(shard.start, shard.stop, dtype=np.int64), pa.int64()),
+            "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
+        }
+    ).replace_schema_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, row_group_size=shard.rows)
+    return sink.getvalue().to_pybytes()
+
+
+def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray, image_format: str) -> dict:
+    """Encode one shard's uint8 (N, C, H, W) images and write them atomically; returns its manifest record."""
+    if image_format in ("parquet", "raw"):
+        pngs = encode_png(images) if image_format == "parquet" else None
+        data = parquet_bytes(plan, shard, pngs) if pngs is not None else raw_parquet_bytes(plan, shard, images)
         location.write_atomic(shard_file(shard.shard_idx), data)
         return shard_record(plan, shard, hashlib.sha256(data).hexdigest(), len(data), shard_file(shard.shard_idx))
     digest = png_digest()
+    pngs = encode_png(images)
     for relative, data in zip(png_paths(plan, shard), pngs):
         location.write_atomic(relative, data)
         add_png_to_digest(digest, relative, data)
     return shard_record(plan, shard, digest.hexdigest(), sum(map(len, pngs)), None)
 
 
+_OPENED: dict[tuple[str, str], tuple[Location, Plan]] = {}  # per encoder process: reopened once, not per shard
+
+
+def write_shard_in_encoder(out_uri: str, plan_json: str, shard_idx: int, images: np.ndarray, image_format: str) -> dict:
+    """`write_shard` for an encoder thread or process, which gets only picklable arguments."""
+    key = (out_uri, plan_json)
+    if key not in _OPENED:
+        _OPENED.clear()
+        _OPENED[key] = (open_location(out_uri), Plan.from_dict(json.loads(plan_json)))
+    location, plan = _OPENED[key]
+    return write_shard(location, plan, plan.shard(shard_idx), images, image_format)
+
+
 def hash_shard(location: Location, plan: Plan, record: dict, image_format: str) -> tuple[str, int]:
     """Re-read a written shard: (sha256, bytes), computed exactly as its writer did."""
     shard = plan.shard(record["shard_idx"])
-    if image_format == "parquet":
+    if image_format != "png":
         data = location.read(shard_file(shard.shard_idx))
         return hashlib.sha256(data).hexdigest(), len(data)
     digest, num_bytes = png_digest(), 0
@@ -177,11 +220,17 @@ def hash_shard(location: Location, plan: Plan, record: dict, image_format: str) 
 
 
 def shard_files(plan: Plan, shard: Shard, image_format: str) -> list[str]:
-    return [shard_file(shard.shard_idx)] if image_format == "parquet" else png_paths(plan, shard)
+    return png_paths(plan, shard) if image_format == "png" else [shard_file(shard.shard_idx)]
 
 
 def read_shard(location: Location, plan: Plan, shard: Shard, image_format: str) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images (N, C, H, W), int64 labels) of one shard, in index order."""
+    if image_format == "raw":
+        table = pq.read_table(pa.BufferReader(location.read(shard_file(shard.shard_idx))))
+        image_shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
+        pixels = np.frombuffer(table.column("image").combine_chunks().buffers()[1], dtype=np.uint8)
+        images = pixels[: shard.rows * int(np.prod(image_shape))].reshape(shard.rows, *image_shape)
+        return images.copy(), table.column("label").to_numpy().astype(np.int64)
     if image_format == "parquet":
         table = pq.read_table(pa.BufferReader(location.read(shard_file(shard.shard_idx))), columns=["image", "label"])
         pngs = [item["bytes"] for item in table.column("image").to_pylist()]

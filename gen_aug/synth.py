@@ -7,13 +7,15 @@ shard, and writes the manifest last. Actors write shards straight to the output 
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
 import sys
 import tempfile
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,13 +34,12 @@ from gen_aug.manifest import (
     write_json,
 )
 from gen_aug.plan import Plan, make_plan, parse_count
-from gen_aug.shards import FORMATS, encode_png, write_shard
+from gen_aug.sampling import GENERATION_CHUNK
+from gen_aug.shards import FORMATS, write_shard_in_encoder
 from gen_aug.storage import Location, open_location
 
-CPU_BATCH_SIZE = 1024
-GPU_BATCH_SIZE = 32768  # past this a 28x28 generator gains nothing and host buffers grow
-SHARDS_IN_FLIGHT_PER_WORKER = 2  # the next shard is queued on the actor before the current one ends
-ENCODE_CHUNK_IMAGES = 256  # images per encoding task: small enough to spread a batch over every thread
+# A worker generates one shard at a time while up to `encoders` earlier shards encode and write:
+# the generator is never idle waiting for PNG encoding, and memory holds at most encoders + 1 shards.
 WORKER_START_TIMEOUT_S = 120
 # One torch thread per CPU worker: workers scale across cores with no shared thread pool to contend
 # for, and a shard's bytes never depend on how many threads computed it.
@@ -59,7 +60,7 @@ class SynthesisOptions:
     seed: int = 0
     gpus: int | None = None  # GPU actors; None: every visible GPU, or CPU actors when there is none
     workers: int | None = None  # CPU actors (implies no GPUs); None: one per CPU
-    batch_size: int | None = None  # images per generator call; None: 1024 on CPU, 32768 on GPU
+    encode_processes: int | None = None  # per worker; 0: one encoder thread; None: the node's CPUs per GPU - 1, 0 on CPU
     image_format: str = "parquet"
     address: str | None = None  # None: a private local Ray; 'auto', 'HOST:PORT' or 'ray://HOST:PORT'
     resume: bool = False
@@ -68,9 +69,15 @@ class SynthesisOptions:
 
 
 class ShardWorker:
-    """A Ray actor: loads the snapshot once, then generates, encodes and writes whole shards."""
+    """A Ray actor: loads the snapshot once, then generates whole shards and hands each to an encoder to write.
 
-    def __init__(self, snapshot_bytes: bytes, settings: dict, out_uri: str, encode_threads: int, torch_threads: int):
+    Run with max_concurrency = encoders + 1: one call generates (under a lock, since the generator is
+    the shared resource) while the others wait on their shard's encoding in a thread or a process pool.
+    """
+
+    def __init__(self, snapshot_bytes: bytes, settings: dict, out_uri: str, encode_processes: int, torch_threads: int):
+        import threading
+
         import torch
 
         from gen_aug.checkpoint import load_snapshot
@@ -85,41 +92,54 @@ class ShardWorker:
                 stream.write(snapshot_bytes)
             self.model = load_snapshot(path, device=self.device).model
         self.plan = Plan.from_dict(settings["plan"])
+        self.plan_json = json.dumps(settings["plan"], sort_keys=True)
         self.image_format = settings["format"]
-        self.batch_size = settings["batch_size"]
-        self.location = open_location(out_uri)
-        self.encoders = ThreadPoolExecutor(encode_threads)  # Pillow's zlib releases the GIL while it compresses
+        self.out_uri = out_uri
+        self.generating = threading.Lock()
+        if encode_processes:
+            import multiprocessing
+
+            # spawn, not fork: forking a process that runs Ray's and torch's threads can deadlock the child.
+            self.encoders = ProcessPoolExecutor(encode_processes, mp_context=multiprocessing.get_context("spawn"))
+        else:
+            self.encoders = ThreadPoolExecutor(1)  # Pillow's zlib and torch release the GIL, so the two overlap
         self.info = {
             "node_ip": _node_ip(),
             "pid": os.getpid(),
             "device": str(self.device),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "torch_threads": torch.get_num_threads(),
-            "encode_threads": encode_threads,
+            "encoders": f"{encode_processes} processes" if encode_processes else "1 thread",
+            "shards_in_flight": max(1, encode_processes) + 1,
         }
 
     def describe(self) -> dict:
         return self.info
 
+    def peak_rss_bytes(self) -> int:
+        """This actor's peak resident memory (encoder processes not included)."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
     def run_shard(self, shard_idx: int) -> dict:
-        """Generate one shard batch by batch while earlier batches encode, then write it; returns its record."""
+        """Generate one shard, then encode and write it in an encoder; returns its manifest record."""
         import torch
 
         from gen_aug.sampling import generate_uint8
 
         shard = self.plan.shard(shard_idx)
         labels = torch.from_numpy(self.plan.labels(shard.start, shard.stop))
-        encoded = []
-        # Batches start at the shard's first index, so they are the same whichever actor runs the shard.
-        for offset in range(0, shard.rows, self.batch_size):
-            indices = torch.arange(shard.start + offset, min(shard.stop, shard.start + offset + self.batch_size))
-            batch_labels = labels[offset : offset + len(indices)]
-            images = generate_uint8(self.model, self.plan.seed, indices, batch_labels, self.device).cpu().numpy()
-            # images: uint8 (B, C, H, W)
-            for chunk in range(0, len(images), ENCODE_CHUNK_IMAGES):
-                encoded.append(self.encoders.submit(encode_png, images[chunk : chunk + ENCODE_CHUNK_IMAGES]))
-        pngs = [png for future in encoded for png in future.result()]
-        return write_shard(self.location, self.plan, shard, pngs, self.image_format)
+        indices = torch.arange(shard.start, shard.stop)
+        config = self.model.config
+        with self.generating:
+            # uint8 (rows, C, H, W) in host memory; pinned on CUDA so the copies run asynchronously.
+            images = torch.empty((shard.rows, config.channels, config.resolution, config.resolution),
+                                 dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+            generate_uint8(self.model, self.plan.seed, indices, labels, self.device, out=images)
+        job = self.encoders.submit(write_shard_in_encoder, self.out_uri, self.plan_json, shard_idx, images.numpy(),
+                                   self.image_format)
+        return job.result()
 
 
 def _node_ip() -> str:
@@ -148,13 +168,14 @@ def synthesize(options: SynthesisOptions) -> dict:
     _check_output(location, options)
     with _ray_session(options.address) as ray:
         use_gpus, num_workers = _worker_count(ray, options)
-        batch_size = options.batch_size or (GPU_BATCH_SIZE if use_gpus else CPU_BATCH_SIZE)
         settings = {
             "plan": plan.to_dict(),
             "format": options.image_format,
             "snapshot_sha256": snapshot.sha256,
-            "batch_size": batch_size,  # CPU convolutions round a pixel or two differently per batch size
+            # CPU and GPU kernels round differently, so a job's images are tied to the kind of device and
+            # to the fixed number of images per generator call (see sampling.GENERATION_CHUNK).
             "device": "cuda" if use_gpus else "cpu",
+            "generation_chunk": GENERATION_CHUNK["cuda" if use_gpus else "cpu"],
         }
         kept = _prepare_output(location, options, settings, plan)
         records, workers, shard_seconds = _run_shards(
@@ -260,6 +281,8 @@ class _ray_session:
         try:
             if self.address is None:
                 # 'local' starts a private instance even where `ray start` left a cluster to join by default.
+                # Ray turns token authentication on for it and says so in a warning line on every run: keep quiet.
+                logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
                 ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
@@ -321,16 +344,17 @@ def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_work
 
     records = dict(kept)
     pending = deque(s.shard_idx for s in plan.shards() if s.shard_idx not in kept)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    encode_threads = max(1, cpus // num_workers)
+    encode_processes = options.encode_processes
+    if encode_processes is None:  # a GPU outruns one encoder many times over: give it the node's cores
+        encode_processes = max(0, int(ray.cluster_resources().get("CPU", 1)) // num_workers - 1) if use_gpus else 0
     snapshot_ref = ray.put(Path(options.model).read_bytes())  # nodes need no shared copy of the model
     actor_class = ray.remote(ShardWorker)
     token = os.urandom(4).hex()  # names tell this job's actors apart on a shared cluster
     actors = [
         actor_class.options(
             name=f"genaug-{token}-worker-{i}", num_gpus=1 if use_gpus else 0, num_cpus=0 if use_gpus else 1,
-            max_restarts=0, max_task_retries=0,
-        ).remote(snapshot_ref, settings, location.uri, encode_threads, TORCH_THREADS_PER_CPU_WORKER)
+            max_restarts=0, max_task_retries=0, max_concurrency=max(1, encode_processes) + 1,
+        ).remote(snapshot_ref, settings, location.uri, encode_processes, TORCH_THREADS_PER_CPU_WORKER)
         for i in range(num_workers)
     ]
     bar = tqdm(total=plan.n, initial=sum(r["rows"] for r in kept.values()), unit="img", unit_scale=True,
@@ -342,7 +366,8 @@ def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_work
         in_flight: dict = {}  # task ref -> (worker, shard_idx)
         while pending or in_flight:
             for worker in sorted(alive):
-                while pending and sum(w == worker for w, _ in in_flight.values()) < SHARDS_IN_FLIGHT_PER_WORKER:
+                limit = workers[worker]["shards_in_flight"]
+                while pending and sum(w == worker for w, _ in in_flight.values()) < limit:
                     shard_idx = pending.popleft()
                     in_flight[actors[worker].run_shard.remote(shard_idx)] = (worker, shard_idx)
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
@@ -368,7 +393,11 @@ def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_work
             records[shard_idx] = record
             workers[worker]["images"] += record["rows"]
             bar.update(record["rows"])
-        return records, workers, time.time() - shards_started
+        shard_seconds = time.time() - shards_started
+        survivors = sorted(alive)
+        for worker, peak in zip(survivors, ray.get([actors[w].peak_rss_bytes.remote() for w in survivors])):
+            workers[worker]["peak_rss_bytes"] = peak
+        return records, workers, shard_seconds
     except KeyboardInterrupt:
         raise GenaugError(
             f"interrupted: {len(records)} of {plan.num_shards} shards finished and kept "

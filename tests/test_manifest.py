@@ -24,7 +24,7 @@ def write_output(tmp_path, image_format: str) -> tuple:
     save_snapshot(snapshot_path, model, {"class_names": list(NAMES)})
     plan = make_plan(NAMES, n=25, shard_size=10, seed=1)
     settings = {"plan": plan.to_dict(), "format": image_format, "snapshot_sha256": load_snapshot(snapshot_path).sha256,
-                "batch_size": 4, "device": "cpu"}
+                "device": "cpu", "generation_chunk": 256}
     out = tmp_path / "out"
     worker = ShardWorker(snapshot_path.read_bytes(), settings, str(out), 1, 1)
     records = [worker.run_shard(shard.shard_idx) for shard in plan.shards()]
@@ -33,13 +33,13 @@ def write_output(tmp_path, image_format: str) -> tuple:
     return out, plan
 
 
-@pytest.fixture(params=["parquet", "png"])
+@pytest.fixture(params=["parquet", "png", "raw"])
 def output(tmp_path, request):
     return (*write_output(tmp_path, request.param), request.param)
 
 
 def first_file(out, image_format):
-    return out / ("shard-00000.parquet" if image_format == "parquet" else f"{NAMES[0]}/0.png")
+    return out / (f"{NAMES[0]}/0.png" if image_format == "png" else "shard-00000.parquet")
 
 
 def test_a_finished_output_verifies(output):

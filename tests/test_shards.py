@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,7 +85,7 @@ def test_huggingface_datasets_reads_images_and_class_names(tmp_path):
     datasets = pytest.importorskip("datasets")
     plan = make_plan(NAMES, n=12, shard_size=12)
     images = images_for(12)
-    write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), encode_png(images), "parquet")
+    write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), images, "parquet")
     loaded = datasets.load_dataset(
         "parquet", data_files=str(tmp_path / "out" / "*.parquet"), split="train", cache_dir=str(tmp_path / "cache")
     )
@@ -96,13 +97,13 @@ def test_huggingface_datasets_reads_images_and_class_names(tmp_path):
     assert first["class_name"] == NAMES[first["label"]]
 
 
-@pytest.mark.parametrize("image_format", ["parquet", "png"])
+@pytest.mark.parametrize("image_format", ["parquet", "png", "raw"])
 def test_written_shards_hash_as_recorded_and_read_back(tmp_path, image_format):
     plan = make_plan(("a/b", "..", "c"), n=30, shard_size=10)
     location = open_location(str(tmp_path / "out"))
     shard = plan.shard(2)
     images = images_for(10)
-    record = write_shard(location, plan, shard, encode_png(images), image_format)
+    record = write_shard(location, plan, shard, images, image_format)
     assert (record["start"], record["stop"], record["rows"]) == (20, 30, 10)
     assert record["class_counts"] == np.bincount(plan.labels(20, 30), minlength=3).tolist()
     assert hash_shard(location, plan, record, image_format) == (record["sha256"], record["bytes"])
@@ -110,7 +111,7 @@ def test_written_shards_hash_as_recorded_and_read_back(tmp_path, image_format):
     assert np.array_equal(got_images, images) and np.array_equal(got_labels, plan.labels(20, 30))
     files = location.list_files()
     assert not any(TEMP_PREFIX in f for f in files)
-    if image_format == "parquet":
+    if image_format in ("parquet", "raw"):
         assert files == ["shard-00002.parquet"]
         assert record["sha256"] == hashlib.sha256((tmp_path / "out" / files[0]).read_bytes()).hexdigest()
     else:
@@ -132,3 +133,16 @@ def test_an_output_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(GenaugError, match="is a file"):
         open_location(str(tmp_path / "file"))
+
+
+def test_raw_shard_holds_pixels_that_numpy_reads_directly(tmp_path):
+    plan = make_plan(NAMES, n=6, shard_size=6, seed=2)
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 5, 5), dtype=np.uint8)
+    write_shard(open_location(str(tmp_path)), plan, plan.shard(0), images, "raw")
+    table = pq.read_table(tmp_path / "shard-00000.parquet")
+    shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
+    assert shape == [3, 5, 5] and table.schema.field("image").type == pa.binary(75)
+    pixels = np.frombuffer(b"".join(table.column("image").to_pylist()), np.uint8).reshape(6, *shape)
+    assert np.array_equal(pixels, images)
+    assert table.column("label").to_pylist() == plan.labels(0, 6).tolist()
+    assert pq.ParquetFile(tmp_path / "shard-00000.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
