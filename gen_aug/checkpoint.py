@@ -63,8 +63,13 @@ def save_snapshot(path: str | os.PathLike, model: nn.Module, meta: dict) -> None
 
 def write_atomic(path: Path, payload: bytes) -> None:
     """Readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise GenaugError(f"{path}: is a folder (expected a file name)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:  # a file where a folder should be, or no write permission
+        raise GenaugError(f"{path}: cannot write ({error.strerror}; expected a path in a writable folder)") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)

@@ -103,6 +103,11 @@ class Plan:
             ) from None
         if plan.n != record.get("n", plan.n) or len(plan.class_counts) != len(plan.class_names):
             raise GenaugError(f"{source}: class counts do not add up (expected one count per class summing to n)")
+        if plan.shard_size < 1 or plan.seed < 0 or plan.n < 1 or min(plan.class_counts) < 0:
+            raise GenaugError(
+                f"{source}: plan with shard_size {plan.shard_size}, seed {plan.seed}, class_counts "
+                f"{list(plan.class_counts)} (expected shard_size >= 1, seed >= 0, counts >= 0 summing to 1 or more)"
+            )
         return plan
 
 

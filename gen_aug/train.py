@@ -107,6 +107,9 @@ def train(
 
 def check_out(out: Path, resume: bool) -> None:
     """A run folder is never overwritten: an existing model continues only with --resume."""
+    blocking = next((path for path in (out, *out.parents) if path.exists() and not path.is_dir()), None)
+    if blocking is not None:
+        raise GenaugError(f"--out {out}: {blocking} is a file (expected a folder for the run)")
     if resume:
         if not (out / STATE_NAME).is_file():
             raise GenaugError(f"--resume: {out} has no {STATE_NAME} to resume from (expected the --out of an earlier run)")
