@@ -161,3 +161,51 @@ def verify_command(ctx, out):
     click.echo("\n".join(report.lines()))
     if not report.ok:
         ctx.exit(1)
+
+
+@main.command("bench")
+@click.option("--model", "snapshot", metavar="SNAPSHOT", help="A model.safetensors [default: an untrained cgan of the default size].")
+@click.option("--resolution", type=click.IntRange(8, 64), default=28, show_default=True, metavar="R",
+              help="Image size of the untrained default model.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True, help="Of the untrained default model.")
+@click.option("--n", "n", default="20000", show_default=True, metavar="N", help="Images of the end-to-end synthesis run.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="CPU workers [default: one per core].")
+@click.option("--gpus", type=click.IntRange(min=0), default=0, show_default=True, metavar="N", help="GPU workers.")
+@click.option("--format", "formats", type=click.Choice(["parquet", "png", "raw"]), multiple=True,
+              help="Output formats to measure (repeat the option) [default: parquet].")
+@click.option("--shard-size", type=click.IntRange(min=1), default=2000, show_default=True, metavar="K")
+@click.option("--seconds", type=click.FloatRange(min=0.1, max=600), default=3.0, show_default=True, metavar="S",
+              help="How long each generator or encoder measurement runs.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Also write every figure, with the machine's description, to PATH.")
+def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, shard_size, seconds, json_path):
+    """Measure generator, encoder and end-to-end synthesis throughput, and their ratio to the ceiling.
+
+    In one run on this machine: (a) one worker's generator into host memory, (b) one core's
+    encoder per format, and all cores as threads and as processes, (c) a real synthesize run,
+    (d) the peak memory of its driver and workers. The ceiling is min(a x workers, b x cores).
+
+    \b
+    Examples:
+      genaug bench
+      genaug bench --workers 1 --n 1e4
+      genaug bench --format parquet --format raw --json bench.json
+      genaug bench --gpus 1 --n 1e6 --format parquet --format raw
+      genaug bench --model runs/digits/model.safetensors --workers 2
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from gen_aug.bench import BenchOptions, describe_bench, run_bench
+    from gen_aug.plan import parse_count
+
+    if workers is not None and gpus:
+        raise click.BadParameter("give --workers (CPU) or --gpus, not both", param_hint="--workers")
+    options = BenchOptions(snapshot, resolution, int(channels), parse_count(n), workers, gpus,
+                           tuple(formats) or ("parquet",), shard_size, seconds)
+    with tempfile.TemporaryDirectory(prefix="genaug-bench-") as work_dir:
+        results = run_bench(options, Path(work_dir))
+    click.echo(describe_bench(results))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")

@@ -118,9 +118,7 @@ class ShardWorker:
 
     def peak_rss_bytes(self) -> int:
         """This actor's peak resident memory (encoder processes not included)."""
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+        return _peak_rss_bytes()
 
     def run_shard(self, shard_idx: int) -> dict:
         """Generate one shard, then encode and write it in an encoder; returns its manifest record."""
@@ -191,6 +189,7 @@ def synthesize(options: SynthesisOptions) -> dict:
         "images_written": written,
         "images_resumed": plan.n - written,
         "images_per_sec": round(written / max(shard_seconds, 1e-9), 1),
+        "driver_peak_rss_bytes": _peak_rss_bytes(),
     }
     snapshot_record = {"path": os.path.abspath(options.model), "sha256": snapshot.sha256, "meta": snapshot.meta}
     manifest = build_manifest(settings, snapshot_record, list(records.values()), timing, workers)
@@ -438,6 +437,12 @@ def _start(ray, actors) -> list[dict]:
     except ray.exceptions.RayActorError as error:
         raise GenaugError(f"workers: one failed to start ({str(error).splitlines()[0]})") from None
     return [{"worker": i, **info, "images": 0} for i, info in enumerate(infos)]
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _iso(seconds: float) -> str:

@@ -1,0 +1,228 @@
+"""`genaug bench`: generator, encoder and end-to-end synthesis throughput on this machine, against their ceiling.
+
+The ceiling of a synthesis job is min(generator rate per worker x workers, encoder rate per core x
+cores): whichever wall the machine hits first. End-to-end figures come from a real `genaug
+synthesize` run in a child process, so its driver's peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gen_aug.errors import GenaugError
+
+DEFAULT_NUM_CLASSES = 10
+ENCODER_SAMPLE_IMAGES = 2048  # real generated images, so PNG sizes and times are those of synthesis
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: str | None = None  # snapshot; None: an untrained cgan of the default size (speed ignores training)
+    resolution: int = 28
+    channels: int = 1
+    n: int = 20_000  # images of the end-to-end run
+    workers: int | None = None  # CPU workers; None: one per core
+    gpus: int = 0
+    formats: tuple[str, ...] = ("parquet",)
+    shard_size: int = 2_000
+    seconds: float = 3.0  # how long each generator or encoder loop runs, after one warm-up round
+
+
+def run_bench(options: BenchOptions, work_dir: Path) -> dict:
+    """Every figure of one bench run, measured on this machine, as a JSON-ready dict."""
+    from gen_aug.checkpoint import load_snapshot
+    from gen_aug.synth import TORCH_THREADS_PER_CPU_WORKER
+
+    if options.gpus and not torch.cuda.is_available():
+        raise GenaugError(f"--gpus {options.gpus}: torch sees no CUDA device here (expected --gpus 0)")
+    cores = os.cpu_count() or 1
+    workers = options.gpus or options.workers or cores
+    snapshot_path = options.model or _untrained_snapshot(options, work_dir)
+    snapshot = load_snapshot(snapshot_path)
+    device = torch.device("cuda" if options.gpus else "cpu")
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(TORCH_THREADS_PER_CPU_WORKER)  # measure one worker exactly as it runs
+    try:
+        generator_rate = generator_images_per_sec(snapshot.model.to(device), device, options.seconds)
+    finally:
+        torch.set_num_threads(threads_before)
+    sample = _sample_images(snapshot.model.to("cpu"), snapshot.meta)
+    results = {
+        "machine": machine_description(),
+        "model": {"snapshot": str(snapshot_path), "family": snapshot.meta["family"], "config": snapshot.meta["config"]},
+        "workers": workers,
+        "device": device.type,
+        "cores": cores,
+        "generator_images_per_sec_per_worker": round(generator_rate, 1),
+        "formats": {},
+    }
+    for image_format in options.formats:
+        encode_rate = encoder_images_per_sec(sample, snapshot.meta["class_names"], image_format, work_dir,
+                                             options.seconds)
+        scaling = encoder_scaling(sample, snapshot.meta["class_names"], image_format, work_dir, cores)
+        end_to_end = end_to_end_run(snapshot_path, options, image_format, workers, work_dir)
+        ceiling = min(generator_rate * workers, encode_rate * cores)
+        results["formats"][image_format] = {
+            "encoder_images_per_sec_per_core": round(encode_rate, 1),
+            "encoder_images_per_sec_all_cores": scaling,
+            "ceiling_images_per_sec": round(ceiling, 1),
+            "wall": "generator" if generator_rate * workers <= encode_rate * cores else "encoder",
+            **end_to_end,
+            "ratio_to_ceiling": round(end_to_end["end_to_end_images_per_sec"] / ceiling, 3),
+        }
+    return results
+
+
+def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.models import build_model
+
+    torch.manual_seed(0)  # weights' values do not change speed, but fixed ones make PNG sizes repeatable
+    config = {"resolution": options.resolution, "channels": options.channels, "num_classes": DEFAULT_NUM_CLASSES}
+    model = build_model("cgan", config)
+    path = work_dir / "untrained.safetensors"
+    save_snapshot(path, model, {"class_names": [str(c) for c in range(DEFAULT_NUM_CLASSES)]})
+    return str(path)
+
+
+def generator_images_per_sec(model: torch.nn.Module, device: torch.device, seconds: float) -> float:
+    """One worker's generator, images into host memory (pinned on CUDA), as synthesis runs it."""
+    from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
+
+    config = model.config
+    batch = GENERATION_CHUNK[device.type] * (4 if device.type == "cuda" else 1)
+    host = torch.empty((batch, config.channels, config.resolution, config.resolution), dtype=torch.uint8,
+                       pin_memory=device.type == "cuda")
+    labels = torch.arange(batch) % config.num_classes
+    generate_uint8(model, 0, torch.arange(batch), labels, device, out=host)  # warm-up: allocations, kernels
+    images, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        generate_uint8(model, 0, torch.arange(images, images + batch), labels, device, out=host)
+        images += batch
+    return images / (time.perf_counter() - started)
+
+
+def _sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
+    from gen_aug.sampling import generate_uint8
+
+    indices = torch.arange(ENCODER_SAMPLE_IMAGES)
+    return generate_uint8(model, 0, indices, indices % len(meta["class_names"]), "cpu").numpy()
+
+
+def _encode_round(sample: np.ndarray, class_names: list, image_format: str, out_dir: str, round_idx: int) -> int:
+    """Encode and write the sample as one shard, exactly as an encoder does; returns images written."""
+    from gen_aug.plan import make_plan
+    from gen_aug.shards import write_shard
+    from gen_aug.storage import open_location
+
+    plan = make_plan(tuple(class_names), n=len(sample), shard_size=len(sample), seed=round_idx)
+    write_shard(open_location(os.path.join(out_dir, str(round_idx))), plan, plan.shard(0), sample, image_format)
+    return len(sample)
+
+
+def encoder_images_per_sec(sample: np.ndarray, class_names: list, image_format: str, work_dir: Path,
+                           seconds: float) -> float:
+    """One core encoding and writing shards of `image_format`."""
+    out_dir = tempfile.mkdtemp(prefix=f"encode-{image_format}-", dir=work_dir)
+    _encode_round(sample, class_names, image_format, out_dir, 0)  # warm-up: imports, first allocations
+    images, rounds, started = 0, 1, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        images += _encode_round(sample, class_names, image_format, out_dir, rounds)
+        rounds += 1
+    return images / (time.perf_counter() - started)
+
+
+def encoder_scaling(sample: np.ndarray, class_names: list, image_format: str, work_dir: Path, cores: int) -> dict:
+    """Encoders on every core at once, as threads and as processes: which one synthesis should use."""
+    import multiprocessing
+
+    rounds = 2 * cores
+    chunks = np.array_split(sample, 4)  # smaller shards keep every encoder busy to the end
+    found = {}
+    for kind in ("threads", "processes"):
+        out_dir = tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=work_dir)
+        if kind == "threads":
+            pool = ThreadPoolExecutor(cores)
+        else:
+            pool = ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn"))
+        with pool:
+            list(pool.map(_encode_round, chunks[:1] * cores, [class_names] * cores, [image_format] * cores,
+                          [out_dir] * cores, range(cores)))  # warm-up: start every worker
+            started = time.perf_counter()
+            jobs = [pool.submit(_encode_round, chunks[r % 4], class_names, image_format, out_dir, cores + r)
+                    for r in range(rounds * 4)]
+            images = sum(job.result() for job in jobs)
+            found[kind] = round(images / (time.perf_counter() - started), 1)
+    return found
+
+
+def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str, workers: int, work_dir: Path) -> dict:
+    """A real `genaug synthesize` in a child process; its manifest's figures and both processes' peak memory."""
+    out = tempfile.mkdtemp(prefix=f"synth-{image_format}-", dir=work_dir)
+    command = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot_path, "--n", str(options.n),
+               "--out", out, "--format", image_format, "--shard-size", str(options.shard_size)]
+    command += ["--gpus", str(options.gpus)] if options.gpus else ["--gpus", "0", "--workers", str(workers)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall_seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GenaugError(f"bench: the end-to-end synthesize run failed ({last})")
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    worker_peaks = [w.get("peak_rss_bytes", 0) for w in manifest["workers"]]
+    return {
+        "end_to_end_images_per_sec": manifest["images_per_sec"],
+        "end_to_end_wall_seconds": round(wall_seconds, 2),
+        "images": manifest["totals"]["images"],
+        "driver_peak_rss_mib": round(manifest["driver_peak_rss_bytes"] / 2**20, 1),
+        "worker_peak_rss_mib": round(max(worker_peaks) / 2**20, 1),
+    }
+
+
+def machine_description() -> dict:
+    description = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
+    return description
+
+
+def describe_bench(results: dict) -> str:
+    """The table `genaug bench` prints."""
+    lines = [
+        f"machine      {results['machine']['processor']}, {results['cores']} cores, "
+        f"{results['machine']['memory_gib']} GiB, gpus: {', '.join(results['machine']['gpus']) or 'none'}",
+        f"generator    {results['generator_images_per_sec_per_worker']:>12,.0f} img/s per worker "
+        f"({results['device']}), {results['workers']} workers",
+    ]
+    header = f"{'format':<8} {'encode/core':>12} {'threads':>10} {'processes':>10} {'ceiling':>10} " \
+             f"{'end-to-end':>11} {'ratio':>6} {'wall':>9} {'driver MiB':>10} {'worker MiB':>10}"
+    lines += ["", header]
+    for name, f in results["formats"].items():
+        scaling = f["encoder_images_per_sec_all_cores"]
+        lines.append(
+            f"{name:<8} {f['encoder_images_per_sec_per_core']:>12,.0f} {scaling['threads']:>10,.0f} "
+            f"{scaling['processes']:>10,.0f} {f['ceiling_images_per_sec']:>10,.0f} "
+            f"{f['end_to_end_images_per_sec']:>11,.0f} {f['ratio_to_ceiling']:>6.2f} {f['wall']:>9} "
+            f"{f['driver_peak_rss_mib']:>10,.0f} {f['worker_peak_rss_mib']:>10,.0f}"
+        )
+    lines.append("(img/s; ceiling = min(generator x workers, encode/core x cores); end-to-end from a real synthesize run)")
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""`genaug bench` end to end on a tiny model: every figure present, positive, and the ratio computed from them."""
+
+import json
+
+import pytest
+import torch
+
+from click.testing import CliRunner
+
+from gen_aug.cli import main
+
+
+def test_bench_measures_every_figure_and_writes_json(tmp_path):
+    result = CliRunner().invoke(main, [
+        "bench", "--resolution", "8", "--n", "300", "--workers", "1", "--shard-size", "100", "--seconds", "0.2",
+        "--format", "parquet", "--format", "raw", "--json", str(tmp_path / "bench.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert figures["machine"]["cores"] >= 1 and figures["workers"] == 1 and figures["device"] == "cpu"
+    assert figures["generator_images_per_sec_per_worker"] > 0
+    for image_format in ("parquet", "raw"):
+        f = figures["formats"][image_format]
+        assert f["images"] == 300 and f["end_to_end_images_per_sec"] > 0
+        assert f["encoder_images_per_sec_per_core"] > 0 and min(f["encoder_images_per_sec_all_cores"].values()) > 0
+        expected_ceiling = min(figures["generator_images_per_sec_per_worker"] * 1,
+                               f["encoder_images_per_sec_per_core"] * figures["cores"])
+        assert abs(f["ceiling_images_per_sec"] - expected_ceiling) <= 0.1
+        assert abs(f["ratio_to_ceiling"] - f["end_to_end_images_per_sec"] / f["ceiling_images_per_sec"]) < 1e-3
+        assert f["driver_peak_rss_mib"] > 10 and f["worker_peak_rss_mib"] > 10
+    assert "ratio" in result.output and "parquet" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_bench_refuses_gpus_without_cuda():
+    result = CliRunner().invoke(main, ["bench", "--gpus", "1"])
+    assert result.exit_code == 1 and "--gpus 1: torch sees no CUDA device" in result.output
