@@ -38,3 +38,14 @@ def ray_cluster():
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
+
+
+@pytest.fixture
+def add_worker_node(ray_cluster):
+    """Adds a 1-CPU worker node to ray_cluster and waits until it is up: for tests that remove nodes."""
+
+    def add():
+        ray_cluster.add_node(num_cpus=1, object_store_memory=RAY_OBJECT_STORE_BYTES)
+        ray_cluster.wait_for_nodes()
+
+    return add
