@@ -54,7 +54,7 @@ def write(relative: str, content: str | bytes) -> Callable[[Path, Assets], None]
     def make(folder: Path, assets: Assets) -> None:
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        path.write_bytes(content.replace("{tmp}", str(folder)).encode() if isinstance(content, str) else content)
 
     return make
 
@@ -143,6 +143,7 @@ def a_folder_named_grid_png(folder: Path, assets: Assets) -> None:
 SYNTH = "synthesize --model {snapshot} --out {out}"
 TRAIN = "train --data builtin:digits?limit_per_class=2 --steps 1 --out {out}"
 SAMPLE = "sample --model {snapshot} --out {tmp}/grid.png"
+EVALUATE = "evaluate --real builtin:digits --report {tmp}/report"
 
 BAD_INPUTS = [
     # data
@@ -215,6 +216,25 @@ BAD_INPUTS = [
         synth_copy(manifest_edit(lambda m: m["plan"].update(shard_size=0)))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a genaug plan", synth_copy(manifest_edit(lambda m: m.update(plan=[1])))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "format 'zip'", synth_copy(manifest_edit(lambda m: m.update(format="zip")))),
+    # evaluate
+    Bad(f"{EVALUATE} --synthetic {{tmp}}/none", "{tmp}/none", "no manifest.json"),
+    Bad(f"{EVALUATE} --synthetic {{synth}}", f"{{synth}}/{MANIFEST}", "classes cat, dog, owl (expected the real data's"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --seeds 1,x", "'--seeds'", "'1,x' (expected whole numbers >= 0"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --steps 0", "'--steps'", "0 is not in the range x>=1"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --mix-ratio -1", "'--mix-ratio'", "-1.0 is not in the range x>=0"),
+    Bad("evaluate --real nope:x --synthetic {synth} --report {tmp}/report", "nope", "unknown kind 'nope'"),
+    Bad(f"{EVALUATE} --synthetic {{out}}", "'../outside.parquet'", "escapes the output folder",
+        synth_copy(manifest_edit(lambda m: m["shards"][0].update(file="../outside.parquet")))),
+    # run: the job file's synthesize and evaluate sections
+    Bad("run {tmp}/none.toml", "job {tmp}/none.toml", "no such file"),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [synthesize]", "n = 0 (expected 1 or more)",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[synthesize]\nn = 0\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [synthesize]", "format = 'jpeg' (expected 'parquet' or 'png'",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[synthesize]\nformat = "jpeg"\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "unknown key 'mix'",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nmix = 2\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "seeds = ['a']: item 'a' (expected a whole number)",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nseeds = ["a"]\n')),
     # bench
     Bad("bench --n abc", "--n 'abc'", "not a number"),
     Bad("bench --resolution 4", "'--resolution'", "4 is not in the range 8<=x<=64"),
