@@ -56,7 +56,7 @@ def previous_settings(location: Location) -> dict | None:
     for relative in (JOB_FILE, MANIFEST):
         if location.exists(relative):
             record = read_json(location, relative)
-            return {key: record.get(key) for key in ("plan", "format", "snapshot_sha256")}
+            return {key: record.get(key) for key in ("plan", "format", "snapshot_sha256", "filter")}
     return None
 
 
@@ -160,17 +160,41 @@ class VerifyReport:
         return lines
 
 
-def verify(out: str) -> VerifyReport:
-    """Re-hash every shard the manifest lists; report missing, corrupt and unlisted files, refuse foreign paths."""
+def load_manifest(out: str, role: str = "verify") -> tuple[Location, dict, Plan, str]:
+    """(location, manifest, plan, format) of a finished output; `role` names the input in errors."""
     location = open_location(out)
-    report = VerifyReport(out)
     if not location.exists(MANIFEST):
-        raise GenaugError(f"verify {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
+        raise GenaugError(f"{role} {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
     manifest = read_json(location, MANIFEST)
     plan = Plan.from_dict(manifest.get("plan") or {}, f"{out}/{MANIFEST}")
     image_format = manifest.get("format")
     if image_format not in FORMATS:
         raise GenaugError(f"{out}/{MANIFEST}: format {image_format!r} (expected one of {', '.join(FORMATS)})")
+    return location, manifest, plan, image_format
+
+
+def planned_records(manifest: dict, plan: Plan, image_format: str, where: str) -> dict[int, dict]:
+    """Each planned shard's record by index, checked as `verify` checks them: a refused or missing one raises."""
+    report = VerifyReport(where)
+    records = {}
+    for record in shard_records(manifest, where):
+        if _listed_shard_is_planned(plan, image_format, record, report):
+            records[int(record["shard_idx"])] = record
+    if report.refused:
+        raise GenaugError(f"{where}: {report.refused[0]}; refused, nothing read")
+    missing = [shard.shard_idx for shard in plan.shards() if shard.shard_idx not in records]
+    if missing:
+        raise GenaugError(
+            f"{where}: no record of shard {missing[0]} ({len(missing)} of {plan.num_shards} missing; "
+            "expected the manifest of a finished genaug synthesize)"
+        )
+    return records
+
+
+def verify(out: str) -> VerifyReport:
+    """Re-hash every shard the manifest lists; report missing, corrupt and unlisted files, refuse foreign paths."""
+    location, manifest, plan, image_format = load_manifest(out)
+    report = VerifyReport(out)
     expected_files = {MANIFEST}
     listed = set()
     for record in shard_records(manifest, f"{out}/{MANIFEST}"):
@@ -226,9 +250,16 @@ def describe_manifest(manifest: dict, out: str) -> str:
         f"{manifest['images_resumed']:,} kept from before)",
         f"workers      {len(manifest['workers'])} on {manifest['device']}"
         f" ({', '.join(str(w['images']) for w in manifest['workers'])} images each)",
-        "per class:",
     ]
+    acceptance = manifest.get("acceptance")
+    if acceptance is not None:
+        lines.append(
+            f"accepted     {acceptance['rate']:.1%} of {acceptance['candidates']:,} candidates "
+            f"(own-class probability >= {manifest['filter']['min_confidence']:g})"
+        )
+    lines.append("per class:" + ("   images  accepted" if acceptance is not None else ""))
     width = max(len(name) for name in manifest["class_names"])
-    for name, count in zip(manifest["class_names"], totals["class_counts"]):
-        lines.append(f"  {name:<{width}}  {count:,}")
+    for label, (name, count) in enumerate(zip(manifest["class_names"], totals["class_counts"])):
+        rate = acceptance["per_class"][label]["rate"] if acceptance is not None else None
+        lines.append(f"  {name:<{width}}  {count:,}" + (f"  {rate:.1%}" if rate is not None else ""))
     return "\n".join(lines)

@@ -30,18 +30,28 @@ _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image's storage
 
 
-def encode_png(images: np.ndarray) -> list[bytes]:
-    """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image."""
-    from PIL import Image
+def encode_png(images: np.ndarray, latent_indices: np.ndarray | None = None) -> list[bytes]:
+    """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image.
+
+    With `latent_indices`, each PNG carries its own in a `latent_index` text chunk, so a filtered
+    image found alone in a folder can still be regenerated.
+    """
+    from PIL import Image, PngImagePlugin
 
     channels = images.shape[1]
     if channels not in (1, 3):
         raise GenaugError(f"images with {channels} channels: cannot be PNG (expected 1 or 3 channels)")
     pixels = images[:, 0] if channels == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W[, 3])
     encoded = []
-    for picture in pixels:
+    for row, picture in enumerate(pixels):
         buffer = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        options = {}
+        if latent_indices is not None:
+            options["pnginfo"] = PngImagePlugin.PngInfo()
+            options["pnginfo"].add_text("latent_index", str(int(latent_indices[row])))
+        Image.fromarray(np.ascontiguousarray(picture)).save(
+            buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, **options
+        )
         encoded.append(buffer.getvalue())
     return encoded
 
@@ -96,38 +106,49 @@ def png_paths(plan: Plan, shard: Shard) -> list[str]:
     return [f"{folders[label]}/{index}.png" for index, label in zip(range(shard.start, shard.stop), labels)]
 
 
-def huggingface_features(class_names: tuple[str, ...]) -> dict:
-    return {
+def huggingface_features(class_names: tuple[str, ...], latent_index: bool = False) -> dict:
+    features = {
         "image": {"_type": "Image"},
         "label": {"names": list(class_names), "_type": "ClassLabel"},
         "class_name": {"dtype": "string", "_type": "Value"},
         "index": {"dtype": "int64", "_type": "Value"},
         "seed": {"dtype": "int64", "_type": "Value"},
     }
+    if latent_index:
+        features["latent_index"] = {"dtype": "int64", "_type": "Value"}
+    return features
 
 
-def parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes]) -> bytes:
-    """One shard as a zstd Parquet file that `datasets` reads as Image + ClassLabel columns."""
+def _row_columns(plan: Plan, shard: Shard, latent_indices: np.ndarray | None) -> dict:
+    """Every column but `image`; `latent_index` only for filtered jobs, where it differs from `index`."""
     labels = plan.labels(shard.start, shard.stop)
-    indices = np.arange(shard.start, shard.stop, dtype=np.int64)
-    images = pa.StructArray.from_arrays(
-        [pa.array(pngs, pa.binary()), pa.array([f"{i}.png" for i in indices], pa.string())],
-        fields=list(_IMAGE_TYPE),
-    )
-    names = np.asarray(plan.class_names, dtype=object)
-    metadata = {"huggingface": json.dumps({"info": {"features": huggingface_features(plan.class_names)}})}
-    table = pa.table(
-        {
-            "image": images,
-            "label": pa.array(labels, pa.int64()),
-            "class_name": pa.array(names[labels].tolist(), pa.string()),
-            "index": pa.array(indices, pa.int64()),
-            "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
-        }
-    ).replace_schema_metadata(metadata)
+    columns = {
+        "label": pa.array(labels, pa.int64()),
+        "class_name": pa.array(np.asarray(plan.class_names, dtype=object)[labels].tolist(), pa.string()),
+        "index": pa.array(np.arange(shard.start, shard.stop, dtype=np.int64), pa.int64()),
+        "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
+    }
+    if latent_indices is not None:
+        columns["latent_index"] = pa.array(np.asarray(latent_indices, dtype=np.int64), pa.int64())
+    return columns
+
+
+def _parquet_file_bytes(table: pa.Table, rows: int) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, row_group_size=shard.rows)
+    pq.write_table(table, sink, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, row_group_size=rows)
     return sink.getvalue().to_pybytes()
+
+
+def parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes], latent_indices: np.ndarray | None = None) -> bytes:
+    """One shard as a zstd Parquet file that `datasets` reads as Image + ClassLabel columns."""
+    paths = [f"{i}.png" for i in range(shard.start, shard.stop)]
+    images = pa.StructArray.from_arrays(
+        [pa.array(pngs, pa.binary()), pa.array(paths, pa.string())], fields=list(_IMAGE_TYPE)
+    )
+    features = huggingface_features(plan.class_names, latent_index=latent_indices is not None)
+    metadata = {"huggingface": json.dumps({"info": {"features": features}})}
+    table = pa.table({"image": images, **_row_columns(plan, shard, latent_indices)}).replace_schema_metadata(metadata)
+    return _parquet_file_bytes(table, shard.rows)
 
 
 def shard_record(plan: Plan, shard: Shard, sha256: str, num_bytes: int, file: str | None) -> dict:
@@ -154,38 +175,35 @@ def add_png_to_digest(digest, relative: str, data: bytes) -> None:
     digest.update(data)
 
 
-def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray) -> bytes:
+def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray, latent_indices: np.ndarray | None = None) -> bytes:
     """One shard as zstd Parquet whose `image` column holds each image's uint8 (C, H, W) pixels, C-ordered."""
-    labels = plan.labels(shard.start, shard.stop)
     image_shape = images.shape[1:]
     pixels = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(int(np.prod(image_shape))), shard.rows, [None, pa.py_buffer(np.ascontiguousarray(images))]
     )
     metadata = {"genaug": json.dumps({"image_shape": list(image_shape), "image_dtype": "uint8",
                                       "class_names": list(plan.class_names)})}
-    table = pa.table(
-        {
-            "image": pixels,
-            "label": pa.array(labels, pa.int64()),
-            "class_name": pa.array(np.asarray(plan.class_names, dtype=object)[labels].tolist(), pa.string()),
-            "index": pa.array(np.arange(shard.start, shard.stop, dtype=np.int64), pa.int64()),
-            "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
-        }
-    ).replace_schema_metadata(metadata)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, row_group_size=shard.rows)
-    return sink.getvalue().to_pybytes()
+    table = pa.table({"image": pixels, **_row_columns(plan, shard, latent_indices)}).replace_schema_metadata(metadata)
+    return _parquet_file_bytes(table, shard.rows)
 
 
-def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray, image_format: str) -> dict:
-    """Encode one shard's uint8 (N, C, H, W) images and write them atomically; returns its manifest record."""
+def write_shard(
+    location: Location, plan: Plan, shard: Shard, images: np.ndarray, image_format: str,
+    latent_indices: np.ndarray | None = None,
+) -> dict:
+    """Encode one shard's uint8 (N, C, H, W) images and write them atomically; returns its manifest record.
+
+    `latent_indices` (filtered jobs only): the latent each image was drawn from, stored beside it.
+    """
     if image_format in ("parquet", "raw"):
-        pngs = encode_png(images) if image_format == "parquet" else None
-        data = parquet_bytes(plan, shard, pngs) if pngs is not None else raw_parquet_bytes(plan, shard, images)
+        if image_format == "parquet":
+            data = parquet_bytes(plan, shard, encode_png(images), latent_indices)
+        else:
+            data = raw_parquet_bytes(plan, shard, images, latent_indices)
         location.write_atomic(shard_file(shard.shard_idx), data)
         return shard_record(plan, shard, hashlib.sha256(data).hexdigest(), len(data), shard_file(shard.shard_idx))
     digest = png_digest()
-    pngs = encode_png(images)
+    pngs = encode_png(images, latent_indices)
     for relative, data in zip(png_paths(plan, shard), pngs):
         location.write_atomic(relative, data)
         add_png_to_digest(digest, relative, data)
@@ -195,14 +213,17 @@ def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray
 _OPENED: dict[tuple[str, str], tuple[Location, Plan]] = {}  # per encoder process: reopened once, not per shard
 
 
-def write_shard_in_encoder(out_uri: str, plan_json: str, shard_idx: int, images: np.ndarray, image_format: str) -> dict:
+def write_shard_in_encoder(
+    out_uri: str, plan_json: str, shard_idx: int, images: np.ndarray, image_format: str,
+    latent_indices: np.ndarray | None = None,
+) -> dict:
     """`write_shard` for an encoder thread or process, which gets only picklable arguments."""
     key = (out_uri, plan_json)
     if key not in _OPENED:
         _OPENED.clear()
         _OPENED[key] = (open_location(out_uri), Plan.from_dict(json.loads(plan_json)))
     location, plan = _OPENED[key]
-    return write_shard(location, plan, plan.shard(shard_idx), images, image_format)
+    return write_shard(location, plan, plan.shard(shard_idx), images, image_format, latent_indices)
 
 
 def hash_shard(location: Location, plan: Plan, record: dict, image_format: str) -> tuple[str, int]:
@@ -225,17 +246,27 @@ def shard_files(plan: Plan, shard: Shard, image_format: str) -> list[str]:
 
 def read_shard(location: Location, plan: Plan, shard: Shard, image_format: str) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images (N, C, H, W), int64 labels) of one shard, in index order."""
-    if image_format == "raw":
-        table = pq.read_table(pa.BufferReader(location.read(shard_file(shard.shard_idx))))
-        image_shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
-        pixels = np.frombuffer(table.column("image").combine_chunks().buffers()[1], dtype=np.uint8)
-        images = pixels[: shard.rows * int(np.prod(image_shape))].reshape(shard.rows, *image_shape)
-        return images.copy(), table.column("label").to_numpy().astype(np.int64)
+    if image_format != "png":
+        return decode_parquet_shard(location.read(shard_file(shard.shard_idx)), shard, image_format)
+    pngs = [location.read(relative) for relative in png_paths(plan, shard)]
+    return np.stack([decode_png(data) for data in pngs]), plan.labels(shard.start, shard.stop).astype(np.int64)
+
+
+def decode_parquet_shard(data: bytes, shard: Shard, image_format: str) -> tuple[np.ndarray, np.ndarray]:
+    """A parquet or raw shard file's bytes -> (uint8 images (N, C, H, W), int64 labels)."""
+    table = pq.read_table(pa.BufferReader(data), columns=["image", "label"])
+    labels = table.column("label").to_numpy().astype(np.int64)
     if image_format == "parquet":
-        table = pq.read_table(pa.BufferReader(location.read(shard_file(shard.shard_idx))), columns=["image", "label"])
-        pngs = [item["bytes"] for item in table.column("image").to_pylist()]
-        labels = table.column("label").to_numpy()
-    else:
-        pngs = [location.read(relative) for relative in png_paths(plan, shard)]
-        labels = plan.labels(shard.start, shard.stop)
-    return np.stack([decode_png(data) for data in pngs]), labels.astype(np.int64)
+        return np.stack([decode_png(item["bytes"]) for item in table.column("image").to_pylist()]), labels
+    image_shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
+    pixels = np.frombuffer(table.column("image").combine_chunks().buffers()[1], dtype=np.uint8)
+    return pixels[: shard.rows * int(np.prod(image_shape))].reshape(shard.rows, *image_shape).copy(), labels
+
+
+def __getattr__(name: str):
+    # The reader checks shards against the manifest, and manifest.py imports this module: load it on first use.
+    if name in ("SyntheticImages", "load_synthetic"):
+        from gen_aug import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -49,3 +49,26 @@ def add_worker_node(ray_cluster):
         ray_cluster.wait_for_nodes()
 
     return add
+
+
+@pytest.fixture(scope="session")
+def digits_snapshot(tmp_path_factory):
+    """An untrained tiny cgan (8x8, z_dim 8, width 4) with the classes of builtin:digits, for quick synthesis jobs."""
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.data import load_data
+    from gen_aug.models import build_model
+
+    names = load_data("builtin:digits").class_names
+    model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": len(names), "z_dim": 8, "width": 4})
+    path = tmp_path_factory.mktemp("digits-snapshot") / "model.safetensors"
+    save_snapshot(path, model, {"class_names": list(names)})
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def private_classifier_cache(tmp_path_factory):
+    """GENAUG_CACHE pointed at a fresh folder for one test module, so cached reference classifiers never leak in."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("classifier-cache")
+        patch.setenv("GENAUG_CACHE", str(folder))
+        yield folder

@@ -1,0 +1,144 @@
+"""Reading a finished synthesis output: a torch Dataset over its shards, each shard checked against the manifest when read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from gen_aug.data import LabelledImages
+from gen_aug.errors import GenaugError
+from gen_aug.manifest import MANIFEST, load_manifest, planned_records
+from gen_aug.shards import add_png_to_digest, decode_parquet_shard, decode_png, png_digest, png_paths, shard_file
+
+
+class SyntheticImages(torch.utils.data.Dataset):
+    """The (image, label) pairs of a `genaug synthesize` output, in index order.
+
+    `manifest_path` is the output folder (local or a `pyarrow.fs` URI) or its manifest.json. Images
+    are uint8 (C, H, W) tensors, or what `transform` makes of them; labels index `class_names` (by
+    default the manifest's; pass the real data's to get its order). Shard files are named by the
+    plan, never by paths written in the manifest, and each is hashed as it is read: a shard that
+    differs from its manifest record raises GenaugError instead of yielding images. The last
+    `cached_shards` shards read stay decoded in memory, so reading in index order reads each once.
+    """
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike,
+        transform: Callable[[torch.Tensor], object] | None = None,
+        class_names: Sequence[str] | None = None,
+        cached_shards: int = 2,
+    ):
+        self.out = output_folder(manifest_path)
+        self.location, manifest, self.plan, self.image_format = load_manifest(self.out, "synthetic images")
+        self.where = f"{self.out}/{MANIFEST}"
+        self.records = planned_records(manifest, self.plan, self.image_format, self.where)
+        self.class_names = tuple(class_names) if class_names is not None else self.plan.class_names
+        self.label_map = label_map(self.plan.class_names, self.class_names, self.where)
+        self.transform = transform
+        self.cached_shards = max(1, cached_shards)
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.plan.n
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} of {len(self)} synthetic images")
+        index %= len(self)
+        shard_idx, row = divmod(index, self.plan.shard_size)
+        images, labels = self.shard_arrays(shard_idx)
+        image = torch.from_numpy(images[row])
+        return (self.transform(image) if self.transform is not None else image), int(labels[row])
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers get the dataset pickled: send the manifest's facts, not decoded shards.
+        return {**self.__dict__, "_cache": OrderedDict()}
+
+    def shard_arrays(self, shard_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 images (rows, C, H, W), int64 labels) of one shard, hashed against its record when read."""
+        if shard_idx in self._cache:
+            self._cache.move_to_end(shard_idx)
+            return self._cache[shard_idx]
+        images, labels = self._read_checked(shard_idx)
+        self._cache[shard_idx] = (images, self.label_map[labels])
+        while len(self._cache) > self.cached_shards:
+            self._cache.popitem(last=False)
+        return self._cache[shard_idx]
+
+    def _read_checked(self, shard_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        shard, record = self.plan.shard(shard_idx), self.records[shard_idx]
+        what = f"{self.out}: shard {shard_idx}"
+        try:
+            if self.image_format == "png":
+                digest, pngs = png_digest(), []
+                for relative in png_paths(self.plan, shard):
+                    pngs.append(self.location.read(relative))
+                    add_png_to_digest(digest, relative, pngs[-1])
+                found = (digest.hexdigest(), sum(map(len, pngs)))
+            else:
+                data = self.location.read(shard_file(shard_idx))
+                found = (hashlib.sha256(data).hexdigest(), len(data))
+        except OSError as error:
+            raise GenaugError(f"{what}: unreadable ({error}; expected the files genaug synthesize wrote)") from None
+        if found != (record.get("sha256"), record.get("bytes")):
+            raise GenaugError(
+                f"{what}: sha256 {found[0][:16]}... of {found[1]:,} bytes differs from the manifest's "
+                f"(expected {str(record.get('sha256'))[:16]}...; `genaug verify {self.out}` lists every problem)"
+            )
+        try:
+            if self.image_format == "png":
+                images = np.stack([decode_png(png) for png in pngs])
+                labels = self.plan.labels(shard.start, shard.stop)
+            else:
+                images, labels = decode_parquet_shard(data, shard, self.image_format)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise GenaugError(f"{what}: not decodable ({error}; expected a shard genaug synthesize wrote)") from None
+        num_classes = len(self.plan.class_names)
+        if len(images) != shard.rows or len(labels) != shard.rows or labels.min() < 0 or labels.max() >= num_classes:
+            raise GenaugError(
+                f"{what}: {len(images)} images, labels {labels.min()}-{labels.max()} "
+                f"(expected {shard.rows} images, labels 0-{num_classes - 1})"
+            )
+        return images, labels
+
+
+def output_folder(manifest_path: str | os.PathLike) -> str:
+    """The output folder of a path that names either the folder or the manifest.json in it."""
+    path = os.fspath(manifest_path).rstrip("/")
+    return posixpath.dirname(path) if posixpath.basename(path) == MANIFEST else path
+
+
+def label_map(manifest_names: Sequence[str], wanted_names: Sequence[str], where: str) -> np.ndarray:
+    """int64 array: manifest label -> index of the same class name in `wanted_names`."""
+    if sorted(manifest_names) != sorted(wanted_names) or len(set(wanted_names)) != len(wanted_names):
+        raise GenaugError(
+            f"{where}: classes {', '.join(manifest_names)} (expected the real data's classes "
+            f"{', '.join(wanted_names)}, in any order)"
+        )
+    return np.array([list(wanted_names).index(name) for name in manifest_names], dtype=np.int64)
+
+
+def load_synthetic(out: str | os.PathLike, class_names: Sequence[str] | None = None) -> LabelledImages:
+    """A whole synthesis output in memory, every shard checked against the manifest, labels in `class_names` order."""
+    dataset = SyntheticImages(out, class_names=class_names, cached_shards=1)
+    shards = [dataset.shard_arrays(shard.shard_idx) for shard in dataset.plan.shards()]
+    return LabelledImages(
+        np.concatenate([images for images, _ in shards]),
+        np.concatenate([labels for _, labels in shards]),
+        dataset.class_names,
+        f"synthetic:{dataset.out}",
+    )
+
+
+def mix_with_synthetic(real: LabelledImages, out: str | os.PathLike, ratio: float, *, seed: int = 0) -> LabelledImages:
+    """`real` plus `ratio` synthetic images per real image from the output `out`, class by class."""
+    from gen_aug.metrics import mix_real_synthetic
+
+    return mix_real_synthetic(real, load_synthetic(out, real.class_names), ratio, seed=seed)
