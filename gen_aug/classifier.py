@@ -247,38 +247,54 @@ def reference_classifier(
     meta = {
         "key": key,
         "version": CLASSIFIER_VERSION,
-        "config": asdict(config),
-        "seed": seed,
-        "num_classes": train.num_classes,
-        "image_shape": list(classifier.image_shape),
+        **classifier_meta(classifier),
         "class_names": list(train.class_names),
         "train_fingerprint": train.fingerprint,
         "train_description": train.description,
     }
-    from safetensors.torch import save
-
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in classifier.model.state_dict().items()}
-    write_atomic(weights_path, save(state))
+    write_atomic(weights_path, classifier_weights(classifier))
     # The meta file is written last: a weights file without it is never trusted.
     write_atomic(meta_path, json.dumps(meta, indent=2).encode())
     return classifier
 
 
+def classifier_meta(classifier: Classifier) -> dict:
+    """What rebuilds the network around its weights (JSON-ready)."""
+    return {
+        "config": asdict(classifier.config),
+        "seed": classifier.seed,
+        "num_classes": classifier.num_classes,
+        "image_shape": list(classifier.image_shape),
+    }
+
+
+def classifier_weights(classifier: Classifier) -> bytes:
+    """The network's weights as safetensors bytes: no pickle, so loading them runs no code."""
+    from safetensors.torch import save
+
+    return save({name: tensor.detach().cpu().contiguous() for name, tensor in classifier.model.state_dict().items()})
+
+
+def load_classifier(weights: bytes, meta: dict, device: torch.device | str = "cpu") -> Classifier:
+    """Rebuild a classifier from `classifier_weights` bytes and `classifier_meta`, in eval mode on `device`."""
+    from safetensors.torch import load
+
+    config = ClassifierConfig(**meta["config"])
+    model = ReferenceCNN(meta["image_shape"][0], meta["num_classes"], config.width, config.feature_dim)
+    model.load_state_dict(load(weights))
+    model.to(device).eval()
+    return Classifier(model, config, meta["num_classes"], tuple(meta["image_shape"]), meta["seed"])
+
+
 def _load_cached(weights_path: Path, meta_path: Path, key: str, device: torch.device) -> Classifier | None:
     """The cached classifier, or None when it is absent or unreadable (then it is retrained and rewritten)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("key") != key:
             return None
-        config = ClassifierConfig(**meta["config"])
-        channels = meta["image_shape"][0]
-        model = ReferenceCNN(channels, meta["num_classes"], config.width, config.feature_dim)
-        model.load_state_dict(load_file(str(weights_path)))
+        return load_classifier(weights_path.read_bytes(), meta, device)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError):
         return None
-    model.to(device).eval()
-    return Classifier(model, config, meta["num_classes"], tuple(meta["image_shape"]), meta["seed"])
 

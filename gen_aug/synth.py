@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gen_aug.errors import GenaugError
@@ -37,6 +38,9 @@ from gen_aug.plan import Plan, make_plan, parse_count
 from gen_aug.sampling import GENERATION_CHUNK
 from gen_aug.shards import FORMATS, write_shard_in_encoder
 from gen_aug.storage import Location, open_location
+
+if TYPE_CHECKING:
+    from gen_aug.classifier import ClassifierConfig
 
 # A worker generates one shard at a time while up to `encoders` earlier shards encode and write:
 # the generator is never idle waiting for PNG encoding, and memory holds at most encoders + 1 shards.
@@ -66,6 +70,8 @@ class SynthesisOptions:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    min_confidence: float | None = None  # keep images the reference classifier (on data's train split) is this sure of
+    classifier: ClassifierConfig | None = None  # that classifier's config; None: ClassifierConfig()
 
 
 class ShardWorker:
@@ -75,7 +81,8 @@ class ShardWorker:
     the shared resource) while the others wait on their shard's encoding in a thread or a process pool.
     """
 
-    def __init__(self, snapshot_bytes: bytes, settings: dict, out_uri: str, encode_processes: int, torch_threads: int):
+    def __init__(self, snapshot_bytes: bytes, settings: dict, out_uri: str, encode_processes: int, torch_threads: int,
+                 classifier_weights: bytes | None = None):
         import threading
 
         import torch
@@ -91,6 +98,11 @@ class ShardWorker:
             with open(path, "wb") as stream:
                 stream.write(snapshot_bytes)
             self.model = load_snapshot(path, device=self.device).model
+        self.filter = settings.get("filter")  # None: unfiltered, every image from its own index
+        if self.filter is not None:
+            from gen_aug.classifier import load_classifier
+
+            self.judge = load_classifier(classifier_weights, self.filter["classifier"], self.device)
         self.plan = Plan.from_dict(settings["plan"])
         self.plan_json = json.dumps(settings["plan"], sort_keys=True)
         self.image_format = settings["format"]
@@ -134,10 +146,21 @@ class ShardWorker:
             # uint8 (rows, C, H, W) in host memory; pinned on CUDA so the copies run asynchronously.
             images = torch.empty((shard.rows, config.channels, config.resolution, config.resolution),
                                  dtype=torch.uint8, pin_memory=self.device.type == "cuda")
-            generate_uint8(self.model, self.plan.seed, indices, labels, self.device, out=images)
+            if self.filter is None:
+                generate_uint8(self.model, self.plan.seed, indices, labels, self.device, out=images)
+                latent_indices = candidates = None
+            else:
+                from gen_aug.filtering import generate_confident
+
+                latent_indices, candidates = generate_confident(
+                    self.model, self.judge, self.plan, shard, self.filter["min_confidence"], self.device, images
+                )
         job = self.encoders.submit(write_shard_in_encoder, self.out_uri, self.plan_json, shard_idx, images.numpy(),
-                                   self.image_format)
-        return job.result()
+                                   self.image_format, latent_indices)
+        record = job.result()
+        if candidates is not None:
+            record["candidates"] = candidates  # per class, for the manifest's acceptance rates
+        return record
 
 
 def _node_ip() -> str:
@@ -161,7 +184,14 @@ def synthesize(options: SynthesisOptions) -> dict:
             "(expected --gpus 0 for CPU workers)"
         )
     snapshot = load_snapshot(options.model)
-    plan = _plan(options, tuple(snapshot.meta["class_names"]))
+    plan = job_plan(options, tuple(snapshot.meta["class_names"]))
+    filter_record, classifier_weights = None, None
+    if options.min_confidence is not None:
+        from gen_aug.filtering import filter_settings
+
+        filter_record, classifier_weights = filter_settings(
+            options.data, options.min_confidence, options.classifier, snapshot.meta
+        )
     location = open_location(options.out)
     _check_output(location, options)
     with _ray_session(options.address) as ray:
@@ -174,10 +204,11 @@ def synthesize(options: SynthesisOptions) -> dict:
             # to the fixed number of images per generator call (see sampling.GENERATION_CHUNK).
             "device": "cuda" if use_gpus else "cpu",
             "generation_chunk": GENERATION_CHUNK["cuda" if use_gpus else "cpu"],
+            "filter": filter_record,
         }
         kept = _prepare_output(location, options, settings, plan)
         records, workers, shard_seconds = _run_shards(
-            ray, options, settings, location, plan, kept, use_gpus, num_workers
+            ray, options, settings, location, plan, kept, use_gpus, num_workers, classifier_weights
         )
     finished = time.time()
     written = plan.n - sum(r["rows"] for r in kept.values())
@@ -193,13 +224,18 @@ def synthesize(options: SynthesisOptions) -> dict:
     }
     snapshot_record = {"path": os.path.abspath(options.model), "sha256": snapshot.sha256, "meta": snapshot.meta}
     manifest = build_manifest(settings, snapshot_record, list(records.values()), timing, workers)
+    if filter_record is not None:
+        from gen_aug.filtering import acceptance
+
+        manifest["acceptance"] = acceptance(list(records.values()), list(plan.class_names))
     write_json(location, MANIFEST, manifest)
     location.delete_dir(STATE_DIR)
     location.sweep_temporaries()
     return manifest
 
 
-def _plan(options: SynthesisOptions, class_names: tuple[str, ...]) -> Plan:
+def job_plan(options: SynthesisOptions, class_names: tuple[str, ...]) -> Plan:
+    """The plan these options make for a snapshot with `class_names`."""
     real_counts = None
     if options.data is not None:
         from gen_aug.data import load_data
@@ -334,7 +370,7 @@ def _worker_count(ray, options: SynthesisOptions) -> tuple[bool, int]:
     return False, workers
 
 
-def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_workers):
+def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_workers, classifier_weights):
     """Hand shards to actors as they free up; a lost actor's shards go back in the queue.
 
     Returns (records by shard, worker descriptions, seconds spent on shards).
@@ -347,13 +383,14 @@ def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_work
     if encode_processes is None:  # a GPU outruns one encoder many times over: give it the node's cores
         encode_processes = max(0, int(ray.cluster_resources().get("CPU", 1)) // num_workers - 1) if use_gpus else 0
     snapshot_ref = ray.put(Path(options.model).read_bytes())  # nodes need no shared copy of the model
+    classifier_ref = ray.put(classifier_weights) if classifier_weights is not None else None
     actor_class = ray.remote(ShardWorker)
     token = os.urandom(4).hex()  # names tell this job's actors apart on a shared cluster
     actors = [
         actor_class.options(
             name=f"genaug-{token}-worker-{i}", num_gpus=1 if use_gpus else 0, num_cpus=0 if use_gpus else 1,
             max_restarts=0, max_task_retries=0, max_concurrency=max(1, encode_processes) + 1,
-        ).remote(snapshot_ref, settings, location.uri, encode_processes, TORCH_THREADS_PER_CPU_WORKER)
+        ).remote(snapshot_ref, settings, location.uri, encode_processes, TORCH_THREADS_PER_CPU_WORKER, classifier_ref)
         for i in range(num_workers)
     ]
     bar = tqdm(total=plan.n, initial=sum(r["rows"] for r in kept.values()), unit="img", unit_scale=True,
