@@ -102,7 +102,7 @@ def sample_command(snapshot, per_class, out, interpolate, seed):
 @click.option("--per-class", metavar="K|CLASS=K,...", help="K images of every class, or a count per class.")
 @click.option("--class-weights", metavar="balance|CLASS=W,...", help="'balance' tops up small classes of --data; or weights.")
 @click.option("--classes", metavar="CLASS,...", help="Only these classes (names or indices).")
-@click.option("--data", "data_spec", metavar="SPEC", help="The real set, for --class-weights balance.")
+@click.option("--data", "data_spec", metavar="SPEC", help="The real set, for --class-weights balance and --min-confidence.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="K", help="Images per shard.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
 @click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="One worker per GPU [default: every visible GPU].")
@@ -114,12 +114,16 @@ def sample_command(snapshot, per_class, out, interpolate, seed):
 @click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
 @click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
+              help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, encode_processes, image_format, address, resume, overwrite):
+                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: the output is the same byte for byte whatever the
     number of workers or the order shards finish in. out/manifest.json is written last.
+    With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
+    latent used is stored with each image and the manifest records the acceptance rates.
 
     \b
     Examples:
@@ -129,6 +133,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model model.safetensors --n 5000 --class-weights balance --data builtin:digits --out top-up/
       genaug synthesize --model model.safetensors --n 1e7 --address auto --out s3://bucket/synth
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
+      genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
     """
     from gen_aug.manifest import describe_manifest
     from gen_aug.synth import SynthesisOptions, synthesize
@@ -136,7 +141,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     options = SynthesisOptions(
         snapshot, out, n=n, per_class=per_class, class_weights=class_weights, classes=classes, data=data_spec,
         shard_size=shard_size, seed=seed, gpus=gpus, workers=workers, encode_processes=encode_processes,
-        image_format=image_format, address=address, resume=resume, overwrite=overwrite,
+        image_format=image_format, address=address, resume=resume, overwrite=overwrite, min_confidence=min_confidence,
     )
     click.echo(describe_manifest(synthesize(options), out))
 
@@ -209,3 +214,78 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
     click.echo(describe_bench(results))
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _seed_list(ctx, param, value):
+    """'0,1,2' -> (0, 1, 2), for --seeds."""
+    if value is None:
+        return None
+    try:
+        seeds = tuple(int(item) for item in value.split(",") if item.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0:
+        raise click.BadParameter(f"{value!r} (expected whole numbers >= 0 separated by commas, e.g. 0,1,2)")
+    return seeds
+
+
+@main.command("evaluate")
+@click.option("--real", "real_spec", required=True, metavar="SPEC",
+              help="Real data: its train split trains the classifiers, its test split tests them.")
+@click.option("--synthetic", required=True, metavar="OUT", help="The folder of a finished genaug synthesize.")
+@click.option("--report", "report_dir", metavar="DIR", help="Report folder [default: OUT-report].")
+@click.option("--seeds", callback=_seed_list, default="0,1,2", show_default=True, metavar="S,S,...",
+              help="One classifier per seed for each training set.")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, metavar="N",
+              help="Classifier optimiser steps, the same for every training set.")
+@click.option("--mix-ratio", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="R",
+              help="Synthetic images added per real training image.")
+@click.option("--sample-size", type=click.IntRange(min=2), default=2000, show_default=True, metavar="N",
+              help="Images per set for Fréchet distance and precision/recall.")
+@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, metavar="K",
+              help="Neighbours for precision/recall.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device):
+    """Measure synthetic images against real ones and write report.json, report.md and figures.
+
+    A classifier trained on the real train split (cached) judges class consistency and gives
+    the features for Fréchet distance and precision/recall; the same classifier budget is then
+    trained on synthetic only (TSTR), real only and real + synthetic, each tested on real test.
+
+    \b
+    Examples:
+      genaug evaluate --real builtin:digits --synthetic runs/digits/synth
+      genaug evaluate --real 'idx:../shared/data/mnist-t10k' --synthetic synth/ --report reports/mnist
+      genaug evaluate --real 'npz:../shared/data/retinamnist/retinamnist.npz?limit_per_class=20' \\
+          --synthetic synth/ --seeds 0,1,2 --steps 500 --mix-ratio 2
+    """
+    from gen_aug.evaluate import EvaluationOptions, describe_evaluation, evaluate
+
+    options = EvaluationOptions(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device)
+    result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
+    click.echo(describe_evaluation(result, folder))
+
+
+@main.command("run")
+@click.argument("job_path", metavar="JOB.toml")
+def run_command(job_path):
+    """Train, synthesize and evaluate a job in one go, skipping each stage whose output is complete.
+
+    The snapshot counts as complete when it has the job's steps, model and data; the synthesis
+    output when it has the job's settings and verifies; the report when it was computed from
+    the same real data, synthetic manifest and settings. Rerunning a finished job does nothing.
+
+    \b
+    Examples:
+      genaug run jobs/digits.toml
+      genaug run jobs/mnist.toml
+    """
+    from gen_aug.config import load_job
+    from gen_aug.evaluate import describe_evaluation
+    from gen_aug.pipeline import describe_stages, run_job
+
+    stages, result, report = run_job(load_job(job_path), echo=click.echo)
+    click.echo("== done")
+    click.echo(describe_stages(stages))
+    if stages[-1].action == "skipped":
+        click.echo(describe_evaluation(result, report))

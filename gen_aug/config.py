@@ -37,11 +37,14 @@ def from_dict(cls: type, table: Mapping, where: str):
 
 
 def _checked(kind, value, what: str):
-    """`value` if it is of type `kind` (int, float, str, bool, Literal, X | None); ints pass as floats."""
+    """`value` if it is of type `kind` (int, float, str, bool, Literal, tuple[X, ...], X | None); ints pass as floats."""
     options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
     for option in options:
         if option is type(None) and value is None:
             return value
+        if typing.get_origin(option) is tuple and isinstance(value, list):
+            item_kind = typing.get_args(option)[0]
+            return tuple(_checked(item_kind, item, f"{what}: item {item!r}") for item in value)
         if typing.get_origin(option) is typing.Literal and value in typing.get_args(option):
             return value
         if option is bool and isinstance(value, bool):
@@ -58,6 +61,9 @@ def _checked(kind, value, what: str):
 def _type_name(kind) -> str:
     if typing.get_origin(kind) is typing.Literal:
         return " or ".join(repr(choice) for choice in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        return "a list of " + {int: "whole numbers", float: "numbers", str: "strings"}.get(item, str(item))
     return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
 
 
@@ -118,12 +124,56 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SynthesizeConfig:
+    """`genaug run`'s synthesis stage: the options of `genaug synthesize`, with the snapshot and data from the job."""
+
+    out: str | None = None  # output folder or URI; None: the [train] out folder's synth/
+    n: int = 10_000  # images in all
+    shard_size: int = 10_000  # images per shard
+    seed: int = 0  # image i comes from (seed, i) alone
+    format: Literal["parquet", "png", "raw"] = "parquet"
+    workers: int | None = None  # CPU workers; None: one per GPU where there are GPUs, else one per CPU
+    class_weights: str | None = None  # 'balance' tops up the small classes of [data]; or 'CLASS=W,...'
+    min_confidence: float | None = None  # keep images the reference classifier of [data] is this sure of
+
+    def __post_init__(self):
+        for key in ("n", "shard_size"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
+        require(self.seed >= 0, "seed", self.seed, "0 or more")
+        require(self.workers is None or self.workers >= 1, "workers", self.workers, "1 or more")
+        require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
+                "a probability, 0 to 1")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """`genaug run`'s evaluation stage: the options of `genaug evaluate`."""
+
+    real: str | None = None  # train split trains, test split tests; None: the [data] spec
+    report: str | None = None  # report folder; None: the [train] out folder's report/
+    seeds: tuple[int, ...] = (0, 1, 2)  # one classifier per seed for each training set
+    steps: int = 1000  # classifier optimiser steps (the reference classifier of min_confidence too)
+    mix_ratio: float = 1.0  # synthetic images added per real training image
+    sample_size: int = 2000  # images per set for Fréchet distance and precision/recall
+    k: int = 3  # neighbours for precision/recall
+
+    def __post_init__(self):
+        require(len(self.seeds) >= 1 and min(self.seeds) >= 0, "seeds", list(self.seeds), "one or more seeds >= 0")
+        for key in ("steps", "k"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
+        require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
+        require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
+
+
+@dataclass(frozen=True)
 class Job:
     """One section per stage; a section left out of a job file takes these defaults (the digits job)."""
 
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
     train: TrainConfig = TrainConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def load_job(path: str | os.PathLike) -> Job:
@@ -166,4 +216,4 @@ def job_with_overrides(
         train = dataclasses.replace(job.train, **given)
     except GenaugError as error:
         raise GenaugError(f"command line: {error}") from None
-    return Job(data=data, model=model, train=train)
+    return dataclasses.replace(job, data=data, model=model, train=train)

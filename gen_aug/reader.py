@@ -24,8 +24,9 @@ class SyntheticImages(torch.utils.data.Dataset):
     are uint8 (C, H, W) tensors, or what `transform` makes of them; labels index `class_names` (by
     default the manifest's; pass the real data's to get its order). Shard files are named by the
     plan, never by paths written in the manifest, and each is hashed as it is read: a shard that
-    differs from its manifest record raises GenaugError instead of yielding images. The last
-    `cached_shards` shards read stay decoded in memory, so reading in index order reads each once.
+    differs from its manifest record raises GenaugError instead of yielding images. Shards stay
+    decoded in memory once read, so shuffled access reads each shard once; `cached_shards=K` keeps
+    only the last K, enough for reading in index order with bounded memory.
     """
 
     def __init__(
@@ -33,7 +34,7 @@ class SyntheticImages(torch.utils.data.Dataset):
         manifest_path: str | os.PathLike,
         transform: Callable[[torch.Tensor], object] | None = None,
         class_names: Sequence[str] | None = None,
-        cached_shards: int = 2,
+        cached_shards: int | None = None,
     ):
         self.out = output_folder(manifest_path)
         self.location, manifest, self.plan, self.image_format = load_manifest(self.out, "synthetic images")
@@ -42,7 +43,7 @@ class SyntheticImages(torch.utils.data.Dataset):
         self.class_names = tuple(class_names) if class_names is not None else self.plan.class_names
         self.label_map = label_map(self.plan.class_names, self.class_names, self.where)
         self.transform = transform
-        self.cached_shards = max(1, cached_shards)
+        self.cached_shards = self.plan.num_shards if cached_shards is None else max(1, cached_shards)
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def __len__(self) -> int:

@@ -52,7 +52,7 @@ def test_the_digits_job_is_the_embedded_default():
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("[tarin]\nsteps = 3\n", r"unknown section \[tarin\] \(expected \[data\], \[model\], \[train\]\)"),
+        ("[tarin]\nsteps = 3\n", r"unknown section \[tarin\] \(expected \[data\], \[model\], \[train\], \[synthesize\], \[evaluate\]\)"),
         ("[train]\nstep = 3\n", r"\[train\]: unknown key 'step' \(expected one of batch_size, .*steps"),
         ("[train]\nsteps = '3'\n", r"\[train\]: steps = '3' \(expected a whole number\)"),
         ("[train]\nsteps = 3.5\n", r"steps = 3.5 \(expected a whole number\)"),
