@@ -40,12 +40,12 @@ def job_paths(job: Job) -> tuple[Path, str, Path]:
 def run_job(job: Job, echo: Callable[[str], None] = print) -> tuple[list[StageResult], dict | None, Path]:
     """Run the job's stages in order; returns (what each stage did, the evaluation result, the report folder)."""
     from gen_aug.data import load_data
+    from gen_aug.train import SNAPSHOT_NAME
 
     run, synthetic, report = job_paths(job)
     data = load_data(job.data.spec)
     stages = [_train_stage(job, data, echo)]
-    snapshot = run / "model.safetensors"
-    stages.append(_synthesize_stage(job, snapshot, synthetic, echo))
+    stages.append(_synthesize_stage(job, run / SNAPSHOT_NAME, synthetic, echo))
     evaluation, result = _evaluate_stage(job, synthetic, report, echo)
     stages.append(evaluation)
     return stages, result, report
