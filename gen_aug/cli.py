@@ -8,6 +8,12 @@ from gen_aug import __version__
 from gen_aug.errors import GenaugError
 
 
+class OneLineUsageError(click.ClickException):
+    """A mistake in a command's options, shown as one `Error: ...` line (click adds usage lines) with status 2."""
+
+    exit_code = 2
+
+
 class GenaugGroup(click.Group):
     """Turns library errors into click's one-line `Error: ...` and exit status 1, never a traceback."""
 
@@ -16,9 +22,12 @@ class GenaugGroup(click.Group):
             return super().invoke(ctx)
         except GenaugError as error:
             raise click.ClickException(str(error)) from None
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx else "genaug"
+            raise OneLineUsageError(f"{command}: {error.format_message()} (see '{command} --help')") from None
 
 
-@click.group(cls=GenaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("genaug", cls=GenaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="genaug")
 def main():
     """Train class-conditional image generators on small labelled sets and synthesize labelled images at scale."""

@@ -256,7 +256,7 @@ def test_cli_train_bad_inputs_are_one_line_errors(tmp_path, args, message):
 
 def test_cli_train_zero_steps_is_a_usage_error(tmp_path):
     result = run_cli("train", "--out", tmp_path / "run", "--steps", 0)
-    assert result.exit_code == 2 and "Error: Invalid value for '--steps': 0 is not in the range x>=1." in result.output
+    assert result.exit_code == 2 and result.output.strip() == "Error: genaug train: Invalid value for '--steps': 0 is not in the range x>=1. (see 'genaug train --help')"
     assert not (tmp_path / "run").exists()
 
 
