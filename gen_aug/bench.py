@@ -193,7 +193,7 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
 
 
 def machine_description() -> dict:
-    description = {
+    return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
@@ -202,7 +202,6 @@ def machine_description() -> dict:
         "torch": torch.__version__,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
     }
-    return description
 
 
 def describe_bench(results: dict) -> str:
