@@ -7,6 +7,7 @@ shard, and writes the manifest last. Actors write shards straight to the output 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -318,7 +319,8 @@ class _ray_session:
                 # 'local' starts a private instance even where `ray start` left a cluster to join by default.
                 # Ray turns token authentication on for it and says so in a warning line on every run: keep quiet.
                 logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+                with _loopback_only():
+                    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
@@ -331,6 +333,26 @@ class _ray_session:
             import ray
 
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _loopback_only():
+    """Make the Ray started inside bind its servers (GCS, raylets, workers) to 127.0.0.1 only.
+
+    On Linux Ray replaces a loopback node address with the machine's own, and its servers then
+    listen on every interface. The switch it keeps for single-machine use on macOS and Windows
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once when ray is imported) keeps everything on
+    loopback; it is set here for the one ray.init only, so that joining a cluster later in the
+    same process finds the machine's own address again.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _check_reachable(address: str) -> None:

@@ -197,15 +197,25 @@ def answers(host, port):
         return False
 
 
+def own_address():  # the address other hosts reach this machine at (a UDP connect sends nothing)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        return probe.getsockname()[0]
+
+
 def init(*args, **kwargs):
     context = real_init(*args, **kwargs)
     node = ray._private.worker.global_worker.node
+    ports = {"gcs": int(node.gcs_address.rsplit(":", 1)[1]), "raylet": node.node_manager_port}
+    host = own_address()
     seen.update(
         kwargs=kwargs,
         node_ip=node.node_ip_address,
-        gcs_address=node.gcs_address,
+        own_address=host,
         webui_url=node.address_info.get("webui_url"),
-        dashboard_answers=[answers(host, 8265) for host in ("127.0.0.1", node.node_ip_address)],
+        dashboard_answers=[answers(host, 8265) for host in ("127.0.0.1", host)],
+        loopback_answers={name: answers("127.0.0.1", port) for name, port in ports.items()},
+        own_address_answers={name: answers(host, port) for name, port in ports.items()},
         auth_mode=os.environ.get("RAY_AUTH_MODE"),
     )
     return context
@@ -218,7 +228,7 @@ print(json.dumps(seen))
 
 
 @pytest.mark.ray
-def test_genaug_starts_ray_without_a_dashboard_and_with_token_authentication(tmp_path):
+def test_genaug_starts_ray_on_loopback_only_without_a_dashboard_and_with_token_authentication(tmp_path):
     snapshot = snapshot_with_classes(tmp_path / "model.safetensors", ["cat", "dog"])
     env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}  # Ray's own default
     run = subprocess.run(
@@ -230,8 +240,13 @@ def test_genaug_starts_ray_without_a_dashboard_and_with_token_authentication(tmp
     seen = json.loads(run.stdout.splitlines()[-1])
     assert seen["kwargs"]["address"] == "local" and seen["kwargs"]["include_dashboard"] is False
     assert not seen["webui_url"] and seen["dashboard_answers"] == [False, False]
-    # Ray listens on every interface and advertises the node's own address whatever genaug asks for
-    # (it maps 127.0.0.1 to that address), so other hosts are kept out by its token, not by binding.
-    assert seen["gcs_address"].startswith(seen["node_ip"]) and seen["auth_mode"] == "token"
+    # Bound to loopback: the GCS and the raylet answer on 127.0.0.1 and not on the address other
+    # hosts would use (Ray's default on Linux listens on every interface, and this fails).
+    assert seen["node_ip"] == "127.0.0.1"
+    assert seen["loopback_answers"] == {"gcs": True, "raylet": True}
+    assert seen["auth_mode"] == "token"  # and a token on top, Ray's default for a new local cluster
     assert verify(str(tmp_path / "out")).ok
+    if seen["own_address"].startswith("127."):
+        pytest.skip("this machine has no address but loopback to try from")
+    assert seen["own_address_answers"] == {"gcs": False, "raylet": False}
 
