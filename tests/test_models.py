@@ -83,6 +83,8 @@ def test_unknown_family_lists_the_known_ones():
         ({"num_classes": 1}, r"num_classes = 1 \(expected 2 or more"),
         ({"width": "wide"}, r"width = 'wide' \(expected a whole number\)"),
         ({"depth": 3}, r"unknown key 'depth'"),
+        ({"minibatch_std_group": -1}, r"minibatch_std_group = -1 \(expected 0 \(off\) or a group size\)"),
+        ({"mode_seeking_weight": -0.5}, r"mode_seeking_weight = -0.5 \(expected 0 \(off\) or more\)"),
     ],
 )
 def test_bad_configs_are_one_line_errors(change, message):
@@ -109,3 +111,38 @@ def test_diff_augment_is_seeded_differentiable_and_keeps_shape():
     assert not torch.equal(out, images)
     out.sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_minibatch_std_measures_the_spread_within_each_group():
+    from gen_aug.models.cgan import minibatch_std
+
+    same = torch.ones(8, 3, 4, 4)
+    assert torch.allclose(minibatch_std(same, 4), torch.full((8, 1, 4, 4), 1e-4))  # sqrt of the 1e-8 floor
+    varied = torch.arange(8.0)[:, None, None, None].expand(8, 3, 4, 4)
+    spread = minibatch_std(varied, 4)[:, 0, 0, 0]
+    # groups by position modulo 2: images 0, 2, 4, 6 and 1, 3, 5, 7, each spread sqrt(5)
+    assert torch.allclose(spread, torch.full((8,), 5.0**0.5), atol=1e-4)
+    assert minibatch_std(varied[:6], 4).shape == (6, 1, 4, 4)  # groups of 3: the largest divisor of 6 up to 4
+    assert torch.equal(minibatch_std(varied[:1], 4), torch.zeros(1, 1, 4, 4))  # a batch of one has no spread
+
+
+@pytest.mark.parametrize("options", [{"minibatch_std_group": 0}, {"mode_seeking_weight": 1.0}])
+def test_cgan_diversity_options_train(options):
+    trainer = tiny("cgan", **options).trainer(num_images=12, device=torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    losses = trainer.step(torch.rand(6, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0, 1, 2]), generator)
+    assert all(torch.isfinite(value) for value in losses.values())
+    assert hasattr(trainer.discriminator, "after_std") == bool(trainer.discriminator.group)
+
+
+def test_mode_seeking_rewards_images_that_differ():
+    trainer = tiny("cgan", mode_seeking_weight=1.0).trainer(num_images=12, device=torch.device("cpu"))
+    labels = torch.tensor([0, 1, 2, 0])
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    # A generator that ignores z pays 1 / 1e-5; one that writes z into the image pays about 1.
+    trainer.generator.generate = lambda latents, labels: torch.zeros(len(labels), 1, 8, 8)
+    constant = trainer._mode_seeking_loss(torch.zeros(4, 1, 8, 8), z, labels, torch.Generator().manual_seed(1))
+    trainer.generator.generate = lambda latents, labels: latents[:, :1, None, None].expand(-1, 1, 8, 8)
+    following = trainer._mode_seeking_loss(z[:, :1, None, None].expand(-1, 1, 8, 8), z, labels,
+                                           torch.Generator().manual_seed(1))
+    assert constant > 1e4 and following < 10
