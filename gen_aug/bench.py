@@ -38,6 +38,7 @@ class BenchOptions:
     formats: tuple[str, ...] = ("parquet",)
     shard_size: int = 2_000
     seconds: float = 3.0  # how long each generator or encoder loop runs, after one warm-up round
+    encode_processes: int | None = None  # passed to the end-to-end synthesize run; None: its default
 
 
 def run_bench(options: BenchOptions, work_dir: Path) -> dict:
@@ -175,6 +176,8 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
     command = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot_path, "--n", str(options.n),
                "--out", out, "--format", image_format, "--shard-size", str(options.shard_size)]
     command += ["--gpus", str(options.gpus)] if options.gpus else ["--gpus", "0", "--workers", str(workers)]
+    if options.encode_processes is not None:
+        command += ["--encode-processes", str(options.encode_processes)]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall_seconds = time.perf_counter() - started
@@ -189,6 +192,7 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
         "images": manifest["totals"]["images"],
         "driver_peak_rss_mib": round(manifest["driver_peak_rss_bytes"] / 2**20, 1),
         "worker_peak_rss_mib": round(max(worker_peaks) / 2**20, 1),
+        "encoders_per_worker": manifest["workers"][0].get("encoders"),
     }
 
 

@@ -190,9 +190,12 @@ def verify_command(ctx, out):
 @click.option("--shard-size", type=click.IntRange(min=1), default=2000, show_default=True, metavar="K")
 @click.option("--seconds", type=click.FloatRange(min=0.1, max=600), default=3.0, show_default=True, metavar="S",
               help="How long each generator or encoder measurement runs.")
+@click.option("--encode-processes", type=click.IntRange(min=0), metavar="P",
+              help="Encoder processes per worker in the end-to-end run, as for synthesize [default: its default].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
               help="Also write every figure, with the machine's description, to PATH.")
-def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, shard_size, seconds, json_path):
+def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, shard_size, seconds, encode_processes,
+                  json_path):
     """Measure generator, encoder and end-to-end synthesis throughput, and their ratio to the ceiling.
 
     In one run on this machine: (a) one worker's generator into host memory, (b) one core's
@@ -217,7 +220,7 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
     if workers is not None and gpus:
         raise click.BadParameter("give --workers (CPU) or --gpus, not both", param_hint="--workers")
     options = BenchOptions(snapshot, resolution, int(channels), parse_count(n), workers, gpus,
-                           tuple(formats) or ("parquet",), shard_size, seconds)
+                           tuple(formats) or ("parquet",), shard_size, seconds, encode_processes)
     with tempfile.TemporaryDirectory(prefix="genaug-bench-") as work_dir:
         results = run_bench(options, Path(work_dir))
     click.echo(describe_bench(results))

@@ -122,7 +122,8 @@ class ShardWorker:
             "device": str(self.device),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "torch_threads": torch.get_num_threads(),
-            "encoders": f"{encode_processes} processes" if encode_processes else "1 thread",
+            "encoders": f"{encode_processes} process{'es' if encode_processes > 1 else ''}" if encode_processes
+                        else "1 thread",
             "shards_in_flight": max(1, encode_processes) + 1,
         }
 

@@ -13,7 +13,7 @@ from gen_aug.cli import main
 def test_bench_measures_every_figure_and_writes_json(tmp_path):
     result = CliRunner().invoke(main, [
         "bench", "--resolution", "8", "--n", "300", "--workers", "1", "--shard-size", "100", "--seconds", "0.2",
-        "--format", "parquet", "--format", "raw", "--json", str(tmp_path / "bench.json"),
+        "--format", "parquet", "--format", "raw", "--encode-processes", "1", "--json", str(tmp_path / "bench.json"),
     ])
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "bench.json").read_text())
@@ -28,6 +28,7 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
         assert abs(f["ceiling_images_per_sec"] - expected_ceiling) <= 0.1
         assert abs(f["ratio_to_ceiling"] - f["end_to_end_images_per_sec"] / f["ceiling_images_per_sec"]) < 1e-3
         assert f["driver_peak_rss_mib"] > 10 and f["worker_peak_rss_mib"] > 10
+        assert f["encoders_per_worker"] == "1 process"  # --encode-processes reached the end-to-end run
     assert "ratio" in result.output and "parquet" in result.output
 
 
