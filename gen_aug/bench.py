@@ -1,8 +1,10 @@
 """`genaug bench`: generator, encoder and end-to-end synthesis throughput on this machine, against their ceiling.
 
 The ceiling of a synthesis job is min(generator rate per worker x workers, encoder rate per core x
-cores): whichever wall the machine hits first. End-to-end figures come from a real `genaug
-synthesize` run in a child process, so its driver's peak memory is its own.
+cores): whichever wall the machine hits first. Generator and encoder rates are the median over
+timed rounds, so a moment when another process takes the core does not move them. End-to-end
+figures come from a real `genaug synthesize` run in a child process, so its driver's peak memory is
+its own; with `scaling`, a second run on one worker says how the job scales across workers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class BenchOptions:
     shard_size: int = 2_000
     seconds: float = 3.0  # how long each generator or encoder loop runs, after one warm-up round
     encode_processes: int | None = None  # passed to the end-to-end synthesize run; None: its default
+    scaling: bool = False  # also run end to end on one worker, for the speed-up of all of them over one
 
 
 def run_bench(options: BenchOptions, work_dir: Path) -> dict:
@@ -57,7 +60,8 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
     if device.type == "cpu":
         torch.set_num_threads(TORCH_THREADS_PER_CPU_WORKER)  # measure one worker exactly as it runs
     try:
-        generator_rate = generator_images_per_sec(snapshot.model.to(device), device, options.seconds)
+        generator_rate, generator_rounds = generator_images_per_sec(snapshot.model.to(device), device,
+                                                                    options.seconds)
     finally:
         torch.set_num_threads(threads_before)
     sample = _sample_images(snapshot.model.to("cpu"), snapshot.meta)
@@ -68,23 +72,35 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
         "device": device.type,
         "cores": cores,
         "generator_images_per_sec_per_worker": round(generator_rate, 1),
+        "generator_rounds": generator_rounds,
         "formats": {},
     }
     for image_format in options.formats:
-        encode_rate = encoder_images_per_sec(sample, snapshot.meta["class_names"], image_format, work_dir,
-                                             options.seconds)
-        scaling = encoder_scaling(sample, snapshot.meta["class_names"], image_format, work_dir, cores)
+        encode_rate, encode_rounds = encoder_images_per_sec(sample, snapshot.meta["class_names"], image_format,
+                                                            work_dir, options.seconds)
+        all_cores = encoder_scaling(sample, snapshot.meta["class_names"], image_format, work_dir, cores)
         end_to_end = end_to_end_run(snapshot_path, options, image_format, workers, work_dir)
         ceiling = min(generator_rate * workers, encode_rate * cores)
-        results["formats"][image_format] = {
+        results["formats"][image_format] = figures = {
             "encoder_images_per_sec_per_core": round(encode_rate, 1),
-            "encoder_images_per_sec_all_cores": scaling,
+            "encoder_rounds": encode_rounds,
+            "encoder_images_per_sec_all_cores": all_cores,
             "ceiling_images_per_sec": round(ceiling, 1),
             "wall": "generator" if generator_rate * workers <= encode_rate * cores else "encoder",
             **end_to_end,
             "ratio_to_ceiling": round(end_to_end["end_to_end_images_per_sec"] / ceiling, 3),
         }
+        if options.scaling and workers > 1:
+            one = end_to_end_run(snapshot_path, options, image_format, 1, work_dir)
+            figures["one_worker_images_per_sec"] = one["end_to_end_images_per_sec"]
+            figures["speedup_over_one_worker"] = round(
+                end_to_end["end_to_end_images_per_sec"] / one["end_to_end_images_per_sec"], 3)
     return results
+
+
+def median_rate(images_and_seconds: list) -> float:
+    """Median images/s over timed rounds: robust to a round that another process slowed down."""
+    return float(np.median([images / seconds for images, seconds in images_and_seconds]))
 
 
 def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
@@ -99,8 +115,11 @@ def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
     return str(path)
 
 
-def generator_images_per_sec(model: torch.nn.Module, device: torch.device, seconds: float) -> float:
-    """One worker's generator, images into host memory (pinned on CUDA), as synthesis runs it."""
+def generator_images_per_sec(model: torch.nn.Module, device: torch.device, seconds: float) -> tuple[float, int]:
+    """One worker's generator, images into host memory (pinned on CUDA), as synthesis runs it.
+
+    Returns the median rate over the calls made in `seconds` (at least 3) and the number of calls.
+    """
     from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 
     config = model.config
@@ -109,11 +128,13 @@ def generator_images_per_sec(model: torch.nn.Module, device: torch.device, secon
                        pin_memory=device.type == "cuda")
     labels = torch.arange(batch) % config.num_classes
     generate_uint8(model, 0, torch.arange(batch), labels, device, out=host)  # warm-up: allocations, kernels
-    images, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        generate_uint8(model, 0, torch.arange(images, images + batch), labels, device, out=host)
-        images += batch
-    return images / (time.perf_counter() - started)
+    rounds, started = [], time.perf_counter()
+    while time.perf_counter() - started < seconds or len(rounds) < 3:
+        round_started = time.perf_counter()
+        first = len(rounds) * batch
+        generate_uint8(model, 0, torch.arange(first, first + batch), labels, device, out=host)
+        rounds.append((batch, time.perf_counter() - round_started))
+    return median_rate(rounds), len(rounds)
 
 
 def _sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
@@ -135,15 +156,16 @@ def _encode_round(sample: np.ndarray, class_names: list, image_format: str, out_
 
 
 def encoder_images_per_sec(sample: np.ndarray, class_names: list, image_format: str, work_dir: Path,
-                           seconds: float) -> float:
-    """One core encoding and writing shards of `image_format`."""
+                           seconds: float) -> tuple[float, int]:
+    """One core encoding and writing shards of `image_format`: median rate over rounds (at least 3), rounds."""
     out_dir = tempfile.mkdtemp(prefix=f"encode-{image_format}-", dir=work_dir)
     _encode_round(sample, class_names, image_format, out_dir, 0)  # warm-up: imports, first allocations
-    images, rounds, started = 0, 1, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        images += _encode_round(sample, class_names, image_format, out_dir, rounds)
-        rounds += 1
-    return images / (time.perf_counter() - started)
+    rounds, started = [], time.perf_counter()
+    while time.perf_counter() - started < seconds or len(rounds) < 3:
+        round_started = time.perf_counter()
+        images = _encode_round(sample, class_names, image_format, out_dir, len(rounds) + 1)
+        rounds.append((images, time.perf_counter() - round_started))
+    return median_rate(rounds), len(rounds)
 
 
 def encoder_scaling(sample: np.ndarray, class_names: list, image_format: str, work_dir: Path, cores: int) -> dict:
@@ -175,7 +197,7 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
     out = tempfile.mkdtemp(prefix=f"synth-{image_format}-", dir=work_dir)
     command = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot_path, "--n", str(options.n),
                "--out", out, "--format", image_format, "--shard-size", str(options.shard_size)]
-    command += ["--gpus", str(options.gpus)] if options.gpus else ["--gpus", "0", "--workers", str(workers)]
+    command += ["--gpus", str(workers)] if options.gpus else ["--gpus", "0", "--workers", str(workers)]
     if options.encode_processes is not None:
         command += ["--encode-processes", str(options.encode_processes)]
     started = time.perf_counter()
@@ -214,7 +236,7 @@ def describe_bench(results: dict) -> str:
         f"machine      {results['machine']['processor']}, {results['cores']} cores, "
         f"{results['machine']['memory_gib']} GiB, gpus: {', '.join(results['machine']['gpus']) or 'none'}",
         f"generator    {results['generator_images_per_sec_per_worker']:>12,.0f} img/s per worker "
-        f"({results['device']}), {results['workers']} workers",
+        f"({results['device']}, median of {results['generator_rounds']} rounds), {results['workers']} workers",
     ]
     header = f"{'format':<8} {'encode/core':>12} {'threads':>10} {'processes':>10} {'ceiling':>10} " \
              f"{'end-to-end':>11} {'ratio':>6} {'wall':>9} {'driver MiB':>10} {'worker MiB':>10}"
@@ -227,5 +249,10 @@ def describe_bench(results: dict) -> str:
             f"{f['end_to_end_images_per_sec']:>11,.0f} {f['ratio_to_ceiling']:>6.2f} {f['wall']:>9} "
             f"{f['driver_peak_rss_mib']:>10,.0f} {f['worker_peak_rss_mib']:>10,.0f}"
         )
-    lines.append("(img/s; ceiling = min(generator x workers, encode/core x cores); end-to-end from a real synthesize run)")
+    for name, f in results["formats"].items():
+        if "speedup_over_one_worker" in f:
+            lines.append(f"scaling  {name}: {results['workers']} workers {f['end_to_end_images_per_sec']:,.0f} img/s, "
+                         f"1 worker {f['one_worker_images_per_sec']:,.0f} img/s: {f['speedup_over_one_worker']:.2f}x")
+    lines.append("(img/s; encode/core: median over rounds; ceiling = min(generator x workers, encode/core x cores); "
+                 "end-to-end from a real synthesize run)")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import torch
 
 from click.testing import CliRunner
 
+from gen_aug.bench import median_rate
 from gen_aug.cli import main
 
 
@@ -18,7 +19,7 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "bench.json").read_text())
     assert figures["machine"]["cores"] >= 1 and figures["workers"] == 1 and figures["device"] == "cpu"
-    assert figures["generator_images_per_sec_per_worker"] > 0
+    assert figures["generator_images_per_sec_per_worker"] > 0 and figures["generator_rounds"] >= 3
     for image_format in ("parquet", "raw"):
         f = figures["formats"][image_format]
         assert f["images"] == 300 and f["end_to_end_images_per_sec"] > 0
@@ -29,6 +30,7 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
         assert abs(f["ratio_to_ceiling"] - f["end_to_end_images_per_sec"] / f["ceiling_images_per_sec"]) < 1e-3
         assert f["driver_peak_rss_mib"] > 10 and f["worker_peak_rss_mib"] > 10
         assert f["encoders_per_worker"] == "1 process"  # --encode-processes reached the end-to-end run
+        assert f["encoder_rounds"] >= 3 and "speedup_over_one_worker" not in f  # one worker: nothing to compare
     assert "ratio" in result.output and "parquet" in result.output
 
 
@@ -36,3 +38,21 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
 def test_bench_refuses_gpus_without_cuda():
     result = CliRunner().invoke(main, ["bench", "--gpus", "1"])
     assert result.exit_code == 1 and "--gpus 1: torch sees no CUDA device" in result.output
+
+
+def test_bench_scaling_compares_all_workers_with_one_in_the_same_run(tmp_path):
+    result = CliRunner().invoke(main, [
+        "bench", "--resolution", "8", "--n", "400", "--workers", "2", "--shard-size", "100", "--seconds", "0.2",
+        "--format", "raw", "--scaling", "--json", str(tmp_path / "bench.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    raw = json.loads((tmp_path / "bench.json").read_text())["formats"]["raw"]
+    assert raw["one_worker_images_per_sec"] > 0
+    assert raw["speedup_over_one_worker"] == pytest.approx(
+        raw["end_to_end_images_per_sec"] / raw["one_worker_images_per_sec"], abs=1e-3)
+    assert "scaling  raw: 2 workers" in result.output
+
+
+def test_median_rate_ignores_one_round_that_another_process_slowed():
+    rounds = [(1000, 1.0), (1000, 1.0), (1000, 10.0), (1000, 1.0), (1000, 1.1)]
+    assert median_rate(rounds) == pytest.approx(1000.0)
