@@ -4,7 +4,8 @@ The ceiling of a synthesis job is min(generator rate per worker x workers, encod
 cores): whichever wall the machine hits first. Generator and encoder rates are the median over
 timed rounds, so a moment when another process takes the core does not move them. End-to-end
 figures come from a real `genaug synthesize` run in a child process, so its driver's peak memory is
-its own; with `scaling`, a second run on one worker says how the job scales across workers.
+its own; with `scaling`, runs on one worker say how the job scales across workers, and `repeats`
+runs of each give medians.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class BenchOptions:
     seconds: float = 3.0  # how long each generator or encoder loop runs, after one warm-up round
     encode_processes: int | None = None  # passed to the end-to-end synthesize run; None: its default
     scaling: bool = False  # also run end to end on one worker, for the speed-up of all of them over one
+    repeats: int = 1  # end-to-end runs per format (and per worker count); figures are their median
 
 
 def run_bench(options: BenchOptions, work_dir: Path) -> dict:
@@ -79,7 +81,13 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
         encode_rate, encode_rounds = encoder_images_per_sec(sample, snapshot.meta["class_names"], image_format,
                                                             work_dir, options.seconds)
         all_cores = encoder_scaling(sample, snapshot.meta["class_names"], image_format, work_dir, cores)
-        end_to_end = end_to_end_run(snapshot_path, options, image_format, workers, work_dir)
+        # Runs on all workers and on one alternate, so a slow spell of a shared machine hits both alike.
+        runs, one_worker_runs = [], []
+        for _ in range(options.repeats):
+            runs.append(end_to_end_run(snapshot_path, options, image_format, workers, work_dir))
+            if options.scaling and workers > 1:
+                one_worker_runs.append(end_to_end_run(snapshot_path, options, image_format, 1, work_dir))
+        end_to_end = median_run(runs)
         ceiling = min(generator_rate * workers, encode_rate * cores)
         results["formats"][image_format] = figures = {
             "encoder_images_per_sec_per_core": round(encode_rate, 1),
@@ -90,12 +98,25 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
             **end_to_end,
             "ratio_to_ceiling": round(end_to_end["end_to_end_images_per_sec"] / ceiling, 3),
         }
-        if options.scaling and workers > 1:
-            one = end_to_end_run(snapshot_path, options, image_format, 1, work_dir)
-            figures["one_worker_images_per_sec"] = one["end_to_end_images_per_sec"]
-            figures["speedup_over_one_worker"] = round(
-                end_to_end["end_to_end_images_per_sec"] / one["end_to_end_images_per_sec"], 3)
+        if one_worker_runs:
+            one_worker = median_run(one_worker_runs)["end_to_end_images_per_sec"]
+            figures["one_worker_images_per_sec"] = one_worker
+            figures["one_worker_runs_images_per_sec"] = [run["end_to_end_images_per_sec"] for run in one_worker_runs]
+            figures["speedup_over_one_worker"] = round(end_to_end["end_to_end_images_per_sec"] / one_worker, 3)
     return results
+
+
+def median_run(runs: list) -> dict:
+    """The figures of repeated end-to-end runs: the median rate, every run's rate, the highest peak memory."""
+    rates = [run["end_to_end_images_per_sec"] for run in runs]
+    middle = sorted(runs, key=lambda run: run["end_to_end_images_per_sec"])[len(runs) // 2]
+    return {
+        **middle,
+        "end_to_end_images_per_sec": round(float(np.median(rates)), 1),
+        "end_to_end_runs_images_per_sec": rates,
+        "driver_peak_rss_mib": max(run["driver_peak_rss_mib"] for run in runs),
+        "worker_peak_rss_mib": max(run["worker_peak_rss_mib"] for run in runs),
+    }
 
 
 def median_rate(images_and_seconds: list) -> float:
@@ -251,8 +272,15 @@ def describe_bench(results: dict) -> str:
         )
     for name, f in results["formats"].items():
         if "speedup_over_one_worker" in f:
+            runs = len(f["end_to_end_runs_images_per_sec"])
             lines.append(f"scaling  {name}: {results['workers']} workers {f['end_to_end_images_per_sec']:,.0f} img/s, "
-                         f"1 worker {f['one_worker_images_per_sec']:,.0f} img/s: {f['speedup_over_one_worker']:.2f}x")
+                         f"1 worker {f['one_worker_images_per_sec']:,.0f} img/s: {f['speedup_over_one_worker']:.2f}x"
+                         + (f" (medians of {runs} alternating runs each)" if runs > 1 else ""))
+    for name, f in results["formats"].items():
+        if len(f["end_to_end_runs_images_per_sec"]) > 1:
+            rates = ", ".join(f"{rate:,.0f}" for rate in f["end_to_end_runs_images_per_sec"])
+            lines.append(f"runs     {name}: end-to-end {rates} img/s (the table gives their median, and the highest "
+                         "peak memory)")
     lines.append("(img/s; encode/core: median over rounds; ceiling = min(generator x workers, encode/core x cores); "
                  "end-to-end from a real synthesize run)")
     return "\n".join(lines)

@@ -194,10 +194,12 @@ def verify_command(ctx, out):
               help="Encoder processes per worker in the end-to-end run, as for synthesize [default: its default].")
 @click.option("--scaling", is_flag=True,
               help="Also run end to end on one worker and print the speed-up of all workers over one.")
+@click.option("--repeats", type=click.IntRange(1, 20), default=1, show_default=True, metavar="K",
+              help="End-to-end runs of each kind; figures are their median.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
               help="Also write every figure, with the machine's description, to PATH.")
 def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, shard_size, seconds, encode_processes,
-                  scaling, json_path):
+                  scaling, repeats, json_path):
     """Measure generator, encoder and end-to-end synthesis throughput, and their ratio to the ceiling.
 
     In one run on this machine: (a) one worker's generator into host memory, (b) one core's
@@ -208,7 +210,7 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
     Examples:
       genaug bench
       genaug bench --workers 1 --n 1e4
-      genaug bench --workers 2 --n 1e5 --format raw --scaling
+      genaug bench --workers 2 --n 5e4 --format raw --scaling --repeats 3
       genaug bench --format parquet --format raw --json bench.json
       genaug bench --gpus 1 --n 1e6 --format parquet --format raw
       genaug bench --model runs/digits/model.safetensors --workers 2
@@ -223,7 +225,8 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
     if workers is not None and gpus:
         raise click.BadParameter("give --workers (CPU) or --gpus, not both", param_hint="--workers")
     options = BenchOptions(snapshot, resolution, int(channels), parse_count(n), workers, gpus,
-                           tuple(formats) or ("parquet",), shard_size, seconds, encode_processes, scaling)
+                           tuple(formats) or ("parquet",), shard_size, seconds, encode_processes, scaling,
+                           repeats)
     with tempfile.TemporaryDirectory(prefix="genaug-bench-") as work_dir:
         results = run_bench(options, Path(work_dir))
     click.echo(describe_bench(results))

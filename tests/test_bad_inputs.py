@@ -240,6 +240,7 @@ BAD_INPUTS = [
     Bad("bench --resolution 4", "'--resolution'", "4 is not in the range 8<=x<=64"),
     Bad("bench --format jpeg", "'--format'", "'jpeg' is not one of"),
     Bad("bench --workers 1 --gpus 1", "--workers", "not both"),
+    Bad("bench --repeats 0", "'--repeats'", "0 is not in the range 1<=x<=20"),
 ]
 
 

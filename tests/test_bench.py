@@ -7,7 +7,7 @@ import torch
 
 from click.testing import CliRunner
 
-from gen_aug.bench import median_rate
+from gen_aug.bench import median_rate, median_run
 from gen_aug.cli import main
 
 
@@ -43,16 +43,25 @@ def test_bench_refuses_gpus_without_cuda():
 def test_bench_scaling_compares_all_workers_with_one_in_the_same_run(tmp_path):
     result = CliRunner().invoke(main, [
         "bench", "--resolution", "8", "--n", "400", "--workers", "2", "--shard-size", "100", "--seconds", "0.2",
-        "--format", "raw", "--scaling", "--json", str(tmp_path / "bench.json"),
+        "--format", "raw", "--scaling", "--repeats", "2", "--json", str(tmp_path / "bench.json"),
     ])
     assert result.exit_code == 0, result.output
     raw = json.loads((tmp_path / "bench.json").read_text())["formats"]["raw"]
-    assert raw["one_worker_images_per_sec"] > 0
+    assert len(raw["end_to_end_runs_images_per_sec"]) == 2 and len(raw["one_worker_runs_images_per_sec"]) == 2
+    assert raw["one_worker_images_per_sec"] == pytest.approx(sum(raw["one_worker_runs_images_per_sec"]) / 2, abs=0.1)
     assert raw["speedup_over_one_worker"] == pytest.approx(
         raw["end_to_end_images_per_sec"] / raw["one_worker_images_per_sec"], abs=1e-3)
-    assert "scaling  raw: 2 workers" in result.output
+    assert "scaling  raw: 2 workers" in result.output and "medians of 2 alternating runs" in result.output
 
 
 def test_median_rate_ignores_one_round_that_another_process_slowed():
     rounds = [(1000, 1.0), (1000, 1.0), (1000, 10.0), (1000, 1.0), (1000, 1.1)]
     assert median_rate(rounds) == pytest.approx(1000.0)
+
+
+def test_median_run_keeps_the_median_rate_and_the_highest_memory():
+    runs = [{"end_to_end_images_per_sec": rate, "driver_peak_rss_mib": mib, "worker_peak_rss_mib": mib + 1, "images": 10}
+            for rate, mib in ((900.0, 500), (300.0, 700), (1000.0, 600))]
+    figures = median_run(runs)
+    assert figures["end_to_end_images_per_sec"] == 900.0 and figures["end_to_end_runs_images_per_sec"] == [900.0, 300.0, 1000.0]
+    assert figures["driver_peak_rss_mib"] == 700 and figures["worker_peak_rss_mib"] == 701 and figures["images"] == 10
