@@ -258,12 +258,15 @@ def _seed_list(ctx, param, value):
               help="Classifier optimiser steps, the same for every training set.")
 @click.option("--mix-ratio", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="R",
               help="Synthetic images added per real training image.")
+@click.option("--real-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="F",
+              help="Repeat the real images until they are about this share of real + synthetic (e.g. 0.5) "
+                   "[default: each once].")
 @click.option("--sample-size", type=click.IntRange(min=2), default=2000, show_default=True, metavar="N",
               help="Images per set for Fréchet distance and precision/recall.")
 @click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, metavar="K",
               help="Neighbours for precision/recall.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device):
+def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, real_share, sample_size, k, device):
     """Measure synthetic images against real ones and write report.json, report.md and figures.
 
     A classifier trained on the real train split (cached) judges class consistency and gives
@@ -279,7 +282,8 @@ def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, 
     """
     from gen_aug.evaluate import EvaluationOptions, describe_evaluation, evaluate
 
-    options = EvaluationOptions(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device)
+    options = EvaluationOptions(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device,
+                                real_share)
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))
 

@@ -154,6 +154,7 @@ class EvaluateConfig:
     seeds: tuple[int, ...] = (0, 1, 2)  # one classifier per seed for each training set
     steps: int = 1000  # classifier optimiser steps (the reference classifier of min_confidence too)
     mix_ratio: float = 1.0  # synthetic images added per real training image
+    real_share: float | None = None  # real images repeated to about this share of the mixed set; None: once
     sample_size: int = 2000  # images per set for Fréchet distance and precision/recall
     k: int = 3  # neighbours for precision/recall
 
@@ -163,6 +164,8 @@ class EvaluateConfig:
             require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
         require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
         require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
+        if self.real_share is not None:
+            require(0 < self.real_share < 1, "real_share", self.real_share, "a fraction between 0 and 1")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class EvaluationOptions:
     sample_size: int = 2000  # images per set for Fréchet distance and precision/recall
     k: int = 3  # neighbours for precision/recall
     device: str = "auto"  # auto: cuda when visible
+    real_share: float | None = None  # real images repeated to about this share of real + synthetic; None: once
 
     def classifier(self) -> ClassifierConfig:
         return dataclasses.replace(ClassifierConfig(), steps=self.steps)
@@ -56,6 +57,7 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
         "seeds": list(options.seeds),
         "classifier": dataclasses.asdict(options.classifier()),
         "mix_ratio": options.mix_ratio,
+        "real_share": options.real_share,
         "sample_size": options.sample_size,
         "k": options.k,
     }
@@ -87,7 +89,7 @@ def evaluate(options: EvaluationOptions, log: Callable[[str], None] = lambda mes
     log(f"{len(synthetic.images):,} synthetic images read, every shard as its manifest says")
     result = evaluate_images(
         real_train, real_test, synthetic, seeds=options.seeds, config=options.classifier(),
-        mix_ratio=options.mix_ratio, sample_size=options.sample_size, k=options.k,
+        mix_ratio=options.mix_ratio, real_share=options.real_share, sample_size=options.sample_size, k=options.k,
         device=None if options.device == "auto" else options.device, log=log,
     )
     result["inputs"] = inputs
@@ -109,6 +111,8 @@ def _check_report_outside(report_dir: Path, synthetic: str) -> None:
 
 def describe_evaluation(result: dict, report_dir: Path) -> str:
     """The summary `genaug evaluate` prints: one line per metric, the report's path first."""
+    from gen_aug.report import repeats_note
+
     def mean_std(summary: dict) -> str:
         return f"{100 * summary['accuracy_mean']:.1f}% ± {100 * summary['accuracy_std']:.1f}"
 
@@ -127,5 +131,6 @@ def describe_evaluation(result: dict, report_dir: Path) -> str:
         f"TSTR             {mean_std(result['tstr'])} trained on synthetic only ({seeds} seeds)",
         f"real only        {mean_std(augmentation['real_only'])}",
         f"real + synthetic {mean_std(augmentation['real_plus_synthetic'])} "
-        f"(+{augmentation['synthetic_images_added']:,} images): {augmentation['gain_points']:+.2f} points",
+        f"(+{augmentation['synthetic_images_added']:,} images{repeats_note(augmentation)}): "
+        f"{augmentation['gain_points']:+.2f} points",
     ])

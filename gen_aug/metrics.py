@@ -38,15 +38,20 @@ def check_compatible(real: LabelledImages, other: LabelledImages, role: str) -> 
 
 
 def mix_real_synthetic(
-    real: LabelledImages, synthetic: LabelledImages, ratio: float, *, seed: int = 0
+    real: LabelledImages, synthetic: LabelledImages, ratio: float, *, seed: int = 0, real_share: float | None = None
 ) -> LabelledImages:
     """Real images plus `ratio` synthetic images per real one, drawn per class so class shares stay the same.
 
-    A class with fewer synthetic images than it asks for contributes all it has.
+    A class with fewer synthetic images than it asks for contributes all it has. With `real_share`,
+    the real images are repeated (a whole number of times, at least once) until they are about that
+    share of the set, so a classifier drawing uniform batches sees real images that often however
+    many synthetic ones there are.
     """
     check_compatible(real, synthetic, "synthetic")
     if not ratio >= 0:
         raise GenaugError(f"mixing ratio {ratio} (expected 0 or more synthetic images per real image)")
+    if real_share is not None and not 0 < real_share < 1:
+        raise GenaugError(f"real share {real_share} (expected a fraction between 0 and 1, e.g. 0.5)")
     rng = np.random.default_rng(seed)
     chosen = []
     for label, real_count in enumerate(real.class_counts()):
@@ -54,12 +59,21 @@ def mix_real_synthetic(
         wanted = min(round(ratio * real_count), len(candidates))
         chosen.append(np.sort(rng.choice(candidates, size=wanted, replace=False)))
     extra = synthetic.select(np.concatenate(chosen).astype(np.int64))
+    repeats = real_repeats(len(real.images), len(extra.images), real_share)
     return LabelledImages(
-        np.concatenate([real.images, extra.images]),
-        np.concatenate([real.labels, extra.labels]),
+        np.concatenate([real.images] * repeats + [extra.images]),
+        np.concatenate([real.labels] * repeats + [extra.labels]),
         real.class_names,
-        f"{real.description} + {len(extra.images)} synthetic from {synthetic.description}",
+        f"{real.description}{f' x{repeats}' if repeats > 1 else ''} + {len(extra.images)} synthetic "
+        f"from {synthetic.description}",
     )
+
+
+def real_repeats(real_count: int, synthetic_count: int, real_share: float | None) -> int:
+    """How many copies of the real images make them about `real_share` of a set with `synthetic_count` others."""
+    if real_share is None or real_count == 0:
+        return 1
+    return max(1, round(real_share * synthetic_count / ((1 - real_share) * real_count)))
 
 
 def class_consistency(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -210,16 +224,23 @@ def augmentation_gain(
     config: ClassifierConfig = ClassifierConfig(),
     *,
     ratio: float = 1.0,
+    real_share: float | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     device: torch.device | str | None = None,
 ) -> dict:
     """The same classifier and step budget trained on real only and on real + synthetic, tested on real test."""
-    mixed = mix_real_synthetic(real_train, synthetic, ratio, seed=REFERENCE_SEED)
+    mixed = mix_real_synthetic(real_train, synthetic, ratio, seed=REFERENCE_SEED, real_share=real_share)
+    synthetic_count = len(mix_real_synthetic(real_train, synthetic, ratio, seed=REFERENCE_SEED).images) - len(
+        real_train.images)
+    repeats = real_repeats(len(real_train.images), synthetic_count, real_share)
+    assert len(mixed.images) == repeats * len(real_train.images) + synthetic_count
     real_only = train_and_test(real_train, real_test, config, seeds, device)
     real_plus_synthetic = train_and_test(mixed, real_test, config, seeds, device)
     return {
         "ratio": ratio,
-        "synthetic_images_added": len(mixed.images) - len(real_train.images),
+        "real_share": real_share,
+        "real_repeats": repeats,
+        "synthetic_images_added": synthetic_count,
         "real_only": real_only,
         "real_plus_synthetic": real_plus_synthetic,
         "gain_points": 100 * (real_plus_synthetic["accuracy_mean"] - real_only["accuracy_mean"]),
@@ -234,6 +255,7 @@ def evaluate_images(
     seeds: Sequence[int] = (0, 1, 2),
     config: ClassifierConfig = ClassifierConfig(),
     mix_ratio: float = 1.0,
+    real_share: float | None = None,
     sample_size: int = 2000,
     k: int = 3,
     sample_seed: int = 0,
@@ -272,8 +294,10 @@ def evaluate_images(
 
     log(f"train on synthetic, test on real ({len(seeds)} seeds)")
     tstr_result = tstr(synthetic, real_test, config, seeds=seeds, device=device)
-    log(f"real only vs real + synthetic at ratio {mix_ratio} ({len(seeds)} seeds each)")
-    gain = augmentation_gain(real_train, synthetic, real_test, config, ratio=mix_ratio, seeds=seeds, device=device)
+    share = f", real images {real_share:.0%} of each batch" if real_share is not None else ""
+    log(f"real only vs real + synthetic at ratio {mix_ratio}{share} ({len(seeds)} seeds each)")
+    gain = augmentation_gain(real_train, synthetic, real_test, config, ratio=mix_ratio, real_share=real_share,
+                             seeds=seeds, device=device)
 
     return {
         "genaug_version": __version__,
@@ -283,6 +307,7 @@ def evaluate_images(
             "seeds": list(seeds),
             "classifier": asdict(config),
             "mix_ratio": mix_ratio,
+            "real_share": real_share,
             "sample_size": sample_size,
             "sample_seed": sample_seed,
             "k": k,

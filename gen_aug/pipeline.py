@@ -173,7 +173,7 @@ def evaluation_options(job: Job, synthetic: str, report: Path):
     section = job.evaluate
     return EvaluationOptions(
         section.real if section.real is not None else job.data.spec, synthetic, str(report), section.seeds,
-        section.steps, section.mix_ratio, section.sample_size, section.k, job.train.device,
+        section.steps, section.mix_ratio, section.sample_size, section.k, job.train.device, section.real_share,
     )
 
 

@@ -61,6 +61,12 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def repeats_note(augmentation: dict) -> str:
+    """', real images x3' when the real images were repeated to a real share, else ''."""
+    repeats = augmentation.get("real_repeats", 1)
+    return f", real images x{repeats}" if repeats > 1 else ""
+
+
 def _mean_std(summary: dict) -> str:
     return f"{100 * summary['accuracy_mean']:.1f}% ± {100 * summary['accuracy_std']:.1f}"
 
@@ -97,7 +103,8 @@ def markdown(result: dict, figures: Sequence[str] = ()) -> str:
         f"real train vs real test: {baseline['precision']:.3f} / {baseline['recall']:.3f} |",
         f"| train on synthetic, test on real (mean ± std, {seeds} seeds) | {_mean_std(tstr)} | "
         f"real only: {_mean_std(augmentation['real_only'])} |",
-        f"| real + synthetic (ratio {augmentation['ratio']:g}, +{augmentation['synthetic_images_added']:,} images) "
+        f"| real + synthetic (ratio {augmentation['ratio']:g}, +{augmentation['synthetic_images_added']:,} images"
+        f"{repeats_note(augmentation)}) "
         f"| {_mean_std(augmentation['real_plus_synthetic'])} | real only: {_mean_std(augmentation['real_only'])} |",
         f"| augmentation gain | {augmentation['gain_points']:+.2f} accuracy points | |",
         "",

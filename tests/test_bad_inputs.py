@@ -222,6 +222,7 @@ BAD_INPUTS = [
     Bad(f"{EVALUATE} --synthetic {{synth}} --seeds 1,x", "'--seeds'", "'1,x' (expected whole numbers >= 0"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --steps 0", "'--steps'", "0 is not in the range x>=1"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --mix-ratio -1", "'--mix-ratio'", "-1.0 is not in the range x>=0"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --real-share 1", "'--real-share'", "1.0 is not in the range 0<x<1"),
     Bad("evaluate --real nope:x --synthetic {synth} --report {tmp}/report", "nope", "unknown kind 'nope'"),
     Bad(f"{EVALUATE} --synthetic {{out}}", "'../outside.parquet'", "escapes the output folder",
         synth_copy(manifest_edit(lambda m: m["shards"][0].update(file="../outside.parquet")))),
@@ -235,6 +236,8 @@ BAD_INPUTS = [
         write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nmix = 2\n')),
     Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "seeds = ['a']: item 'a' (expected a whole number)",
         write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nseeds = ["a"]\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "real_share = 2.0 (expected a fraction between 0 and 1)",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nreal_share = 2\n')),
     # bench
     Bad("bench --n abc", "--n 'abc'", "not a number"),
     Bad("bench --resolution 4", "'--resolution'", "4 is not in the range 8<=x<=64"),

@@ -46,6 +46,19 @@ def test_evaluate_writes_the_report_and_prints_a_summary(synthetic, private_clas
     assert verify(str(synthetic)).ok  # nothing was written into the synthetic folder
 
 
+def test_a_real_share_repeats_the_real_images_and_the_report_says_so(synthetic, private_classifier_cache, tmp_path):
+    result = evaluate("--real", "builtin:digits?limit_per_class=10", "--synthetic", str(synthetic), "--report",
+                      str(tmp_path / "r"), "--mix-ratio", "2", "--real-share", "0.5", *BUDGET)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    augmentation = report["augmentation"]
+    # 100 real images, 2 synthetic per real one: 200 synthetic, so half real takes the real images twice.
+    assert augmentation["synthetic_images_added"] == 200 and augmentation["real_repeats"] == 2
+    assert augmentation["real_plus_synthetic"]["train_images"] == 2 * 100 + 200
+    assert report["settings"]["real_share"] == 0.5 and report["inputs"]["real_share"] == 0.5
+    assert "real images x2" in (tmp_path / "r" / "report.md").read_text() and "real images x2" in result.output
+
+
 def test_the_test_split_keeps_resolution_but_not_the_train_limit():
     train, test = real_splits("builtin:digits?limit_per_class=5&resolution=16")
     assert len(train.images) == 50 and train.class_counts().tolist() == [5] * 10

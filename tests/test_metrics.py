@@ -16,6 +16,7 @@ from gen_aug.metrics import (
     frechet_per_class,
     mix_real_synthetic,
     precision_recall,
+    real_repeats,
     sample_indices,
     train_and_test,
     tstr,
@@ -113,6 +114,23 @@ def test_mix_adds_ratio_synthetic_per_real_image_in_each_class(digits):
     everything = mix_real_synthetic(train, test, 5.0)  # asks for more than there is: takes all
     assert np.array_equal(everything.class_counts(), train.class_counts() + test.class_counts())
     assert len(mix_real_synthetic(train, test, 0).images) == len(train.images)
+
+
+def test_a_real_share_repeats_the_real_images_to_about_that_share(digits):
+    train, test = digits
+    mixed = mix_real_synthetic(train, test, 0.2, seed=0, real_share=0.5)
+    plain = mix_real_synthetic(train, test, 0.2, seed=0)
+    synthetic_count = len(plain.images) - len(train.images)
+    assert real_repeats(len(train.images), synthetic_count, 0.5) == 1  # 0.2 synthetic per real: once is nearest
+    many = mix_real_synthetic(train, test, 0.2, seed=0, real_share=0.9)
+    assert real_repeats(len(train.images), synthetic_count, 0.9) == 2
+    assert len(many.images) == 2 * len(train.images) + synthetic_count
+    assert np.array_equal(many.images[len(train.images) : 2 * len(train.images)], train.images)
+    assert np.array_equal(many.images[2 * len(train.images) :], plain.images[len(train.images) :])
+    assert " x2 + " in many.description and np.array_equal(mixed.images, plain.images)
+    assert real_repeats(20, 1000, 1 / 3) == 25 and real_repeats(20, 0, 0.5) == 1
+    with pytest.raises(GenaugError, match=r"real share 1.0 \(expected a fraction between 0 and 1"):
+        mix_real_synthetic(train, test, 1.0, real_share=1.0)
 
 
 def test_incompatible_synthetic_sets_and_bad_ratios_are_one_line_errors(digits):
