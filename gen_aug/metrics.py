@@ -294,7 +294,7 @@ def evaluate_images(
 
     log(f"train on synthetic, test on real ({len(seeds)} seeds)")
     tstr_result = tstr(synthetic, real_test, config, seeds=seeds, device=device)
-    share = f", real images {real_share:.0%} of each batch" if real_share is not None else ""
+    share = f", real images about {real_share:.0%} of the mix" if real_share is not None else ""
     log(f"real only vs real + synthetic at ratio {mix_ratio}{share} ({len(seeds)} seeds each)")
     gain = augmentation_gain(real_train, synthetic, real_test, config, ratio=mix_ratio, real_share=real_share,
                              seeds=seeds, device=device)
