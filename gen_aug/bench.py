@@ -271,13 +271,12 @@ def describe_bench(results: dict) -> str:
             f"{f['driver_peak_rss_mib']:>10,.0f} {f['worker_peak_rss_mib']:>10,.0f}"
         )
     for name, f in results["formats"].items():
+        runs = len(f["end_to_end_runs_images_per_sec"])
         if "speedup_over_one_worker" in f:
-            runs = len(f["end_to_end_runs_images_per_sec"])
             lines.append(f"scaling  {name}: {results['workers']} workers {f['end_to_end_images_per_sec']:,.0f} img/s, "
                          f"1 worker {f['one_worker_images_per_sec']:,.0f} img/s: {f['speedup_over_one_worker']:.2f}x"
                          + (f" (medians of {runs} alternating runs each)" if runs > 1 else ""))
-    for name, f in results["formats"].items():
-        if len(f["end_to_end_runs_images_per_sec"]) > 1:
+        if runs > 1:
             rates = ", ".join(f"{rate:,.0f}" for rate in f["end_to_end_runs_images_per_sec"])
             lines.append(f"runs     {name}: end-to-end {rates} img/s (the table gives their median, and the highest "
                          "peak memory)")

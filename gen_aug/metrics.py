@@ -53,11 +53,10 @@ def mix_real_synthetic(
     if real_share is not None and not 0 < real_share < 1:
         raise GenaugError(f"real share {real_share} (expected a fraction between 0 and 1, e.g. 0.5)")
     rng = np.random.default_rng(seed)
-    chosen = []
-    for label, real_count in enumerate(real.class_counts()):
-        candidates = np.flatnonzero(synthetic.labels == label)
-        wanted = min(round(ratio * real_count), len(candidates))
-        chosen.append(np.sort(rng.choice(candidates, size=wanted, replace=False)))
+    chosen = [
+        np.sort(rng.choice(np.flatnonzero(synthetic.labels == label), size=wanted, replace=False))
+        for label, wanted in enumerate(synthetic_per_class(real, synthetic, ratio))
+    ]
     extra = synthetic.select(np.concatenate(chosen).astype(np.int64))
     repeats = real_repeats(len(real.images), len(extra.images), real_share)
     return LabelledImages(
@@ -67,6 +66,12 @@ def mix_real_synthetic(
         f"{real.description}{f' x{repeats}' if repeats > 1 else ''} + {len(extra.images)} synthetic "
         f"from {synthetic.description}",
     )
+
+
+def synthetic_per_class(real: LabelledImages, synthetic: LabelledImages, ratio: float) -> list[int]:
+    """Synthetic images a mix at `ratio` takes of each class: `ratio` per real image, at most all there are."""
+    available = np.bincount(synthetic.labels, minlength=real.num_classes)
+    return [min(round(ratio * count), int(available[label])) for label, count in enumerate(real.class_counts())]
 
 
 def real_repeats(real_count: int, synthetic_count: int, real_share: float | None) -> int:
@@ -230,10 +235,8 @@ def augmentation_gain(
 ) -> dict:
     """The same classifier and step budget trained on real only and on real + synthetic, tested on real test."""
     mixed = mix_real_synthetic(real_train, synthetic, ratio, seed=REFERENCE_SEED, real_share=real_share)
-    synthetic_count = len(mix_real_synthetic(real_train, synthetic, ratio, seed=REFERENCE_SEED).images) - len(
-        real_train.images)
+    synthetic_count = sum(synthetic_per_class(real_train, synthetic, ratio))
     repeats = real_repeats(len(real_train.images), synthetic_count, real_share)
-    assert len(mixed.images) == repeats * len(real_train.images) + synthetic_count
     real_only = train_and_test(real_train, real_test, config, seeds, device)
     real_plus_synthetic = train_and_test(mixed, real_test, config, seeds, device)
     return {
