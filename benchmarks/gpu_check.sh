@@ -12,8 +12,8 @@ nvidia-smi -L | tee "$OUT/gpus.txt"
 python3 -m pytest -q -m gpu tests >"$OUT/pytest-gpu.log" 2>&1
 echo "gpu tests: exit $? ($(tail -1 "$OUT/pytest-gpu.log"))" | tee "$OUT/summary.txt"
 
-# 5,000-image shards: enough of them (200) to keep every encoder process busy until the end.
-python3 -m gen_aug bench --gpus 1 --n 1e6 --shard-size 5000 --format parquet --format raw \
+# The default 10,000-image shards: 100 of them, over 6 for each of the 15 encoder processes.
+python3 -m gen_aug bench --gpus 1 --n 1e6 --shard-size 10000 --format parquet --format raw \
     --json "$OUT/bench-28x28x1.json" >"$OUT/bench-28x28x1.log" 2>&1 || tail -3 "$OUT/bench-28x28x1.log"
 python3 -m gen_aug bench --gpus 1 --resolution 64 --channels 3 --n 2e5 --shard-size 2000 --format parquet \
     --format raw --json "$OUT/bench-64x64x3.json" >"$OUT/bench-64x64x3.log" 2>&1 || tail -3 "$OUT/bench-64x64x3.log"

@@ -236,6 +236,7 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
         "driver_peak_rss_mib": round(manifest["driver_peak_rss_bytes"] / 2**20, 1),
         "worker_peak_rss_mib": round(max(worker_peaks) / 2**20, 1),
         "encoders_per_worker": manifest["workers"][0].get("encoders"),
+        "handoff": manifest["workers"][0].get("handoff"),  # how a generated shard reaches its encoder
     }
 
 
@@ -272,6 +273,7 @@ def describe_bench(results: dict) -> str:
         )
     for name, f in results["formats"].items():
         runs = len(f["end_to_end_runs_images_per_sec"])
+        lines.append(f"encoders {name}: {f['encoders_per_worker']} per worker, shards handed over {f['handoff']}")
         if "speedup_over_one_worker" in f:
             lines.append(f"scaling  {name}: {results['workers']} workers {f['end_to_end_images_per_sec']:,.0f} img/s, "
                          f"1 worker {f['one_worker_images_per_sec']:,.0f} img/s: {f['speedup_over_one_worker']:.2f}x"

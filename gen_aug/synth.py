@@ -36,7 +36,7 @@ from gen_aug.manifest import (
     write_json,
 )
 from gen_aug.plan import Plan, make_plan, parse_count
-from gen_aug.sampling import GENERATION_CHUNK
+from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 from gen_aug.shards import FORMATS, write_shard_in_encoder
 from gen_aug.storage import Location, open_location
 
@@ -109,13 +109,16 @@ class ShardWorker:
         self.image_format = settings["format"]
         self.out_uri = out_uri
         self.generating = threading.Lock()
+        self.slots = None  # shared-memory hand-off to encoder processes, when they are used and fit
+        self.staging = None  # with slots: where the generator writes a shard before it is copied to one
         if encode_processes:
-            import multiprocessing
-
-            # spawn, not fork: forking a process that runs Ray's and torch's threads can deadlock the child.
-            self.encoders = ProcessPoolExecutor(encode_processes, mp_context=multiprocessing.get_context("spawn"))
+            self.encoders = self._start_encoder_processes(encode_processes)
         else:
             self.encoders = ThreadPoolExecutor(1)  # Pillow's zlib and torch release the GIL, so the two overlap
+        if use_cuda:  # load kernels and pick algorithms now, not while the first shard is timed
+            chunk = GENERATION_CHUNK["cuda"]
+            generate_uint8(self.model, 0, torch.arange(chunk), torch.arange(chunk) % self.model.config.num_classes,
+                           self.device)
         self.info = {
             "node_ip": _node_ip(),
             "pid": os.getpid(),
@@ -124,8 +127,44 @@ class ShardWorker:
             "torch_threads": torch.get_num_threads(),
             "encoders": f"{encode_processes} process{'es' if encode_processes > 1 else ''}" if encode_processes
                         else "1 thread",
+            "handoff": "shared memory" if self.slots is not None else "pipe" if encode_processes else "in process",
             "shards_in_flight": max(1, encode_processes) + 1,
         }
+
+    def _start_encoder_processes(self, count: int) -> ProcessPoolExecutor:
+        """`count` encoder processes, started and with their imports done, mapping the shard slots where they fit."""
+        import multiprocessing
+
+        import torch
+
+        from gen_aug.handoff import ShardSlots, attach_slots, load_encoder_modules, slots_fit
+
+        config = self.model.config
+        slot_shape = (self.plan.shard_size, config.channels, config.resolution, config.resolution)
+        # spawn, not fork: forking a process that runs Ray's and torch's threads can deadlock the child.
+        context = multiprocessing.get_context("spawn")
+        setup = {}
+        if slots_fit(count + 1, slot_shape):  # one slot per shard in flight
+            self.slots = ShardSlots(count + 1, slot_shape)
+            attached = context.Semaphore(0)
+            setup = {"initializer": attach_slots, "initargs": (self.slots.names, slot_shape, attached)}
+            # One shard for the generator to fill, then copy to a slot: pinned on CUDA, where it takes asynchronous copies.
+            self.staging = torch.empty(slot_shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        encoders = ProcessPoolExecutor(count, mp_context=context, **setup)
+        # Each submit finds no idle process and starts one, so all `count` start now rather than during the job.
+        started = [encoders.submit(load_encoder_modules) for _ in range(count)]
+        if self.slots is not None:
+            deadline, mapped = time.monotonic() + WORKER_START_TIMEOUT_S, 0
+            while mapped < count:
+                if attached.acquire(timeout=0.1):
+                    mapped += 1
+                elif time.monotonic() > deadline or any(job.done() and job.exception() for job in started):
+                    raise GenaugError(f"encoders: {mapped} of {count} mapped the shard slots in "
+                                      f"{WORKER_START_TIMEOUT_S} s (expected every encoder process to start)")
+            self.slots.unlink()
+        for job in started:
+            job.result(timeout=WORKER_START_TIMEOUT_S)
+        return encoders
 
     def describe(self) -> dict:
         return self.info
@@ -134,35 +173,58 @@ class ShardWorker:
         """This actor's peak resident memory (encoder processes not included)."""
         return _peak_rss_bytes()
 
+    def close(self) -> None:
+        """Stop the encoders and free the slots; the driver calls this before it kills a worker that finished."""
+        self.encoders.shutdown(wait=True, cancel_futures=True)
+        self.encoders = None  # dropping the pool finalizes its semaphores, which a killed process would leave behind
+        if self.slots is not None:
+            self.slots.close()
+
     def run_shard(self, shard_idx: int) -> dict:
         """Generate one shard, then encode and write it in an encoder; returns its manifest record."""
         import torch
 
-        from gen_aug.sampling import generate_uint8
+        from gen_aug.handoff import write_slot_shard
 
         shard = self.plan.shard(shard_idx)
-        labels = torch.from_numpy(self.plan.labels(shard.start, shard.stop))
-        indices = torch.arange(shard.start, shard.stop)
         config = self.model.config
-        with self.generating:
-            # uint8 (rows, C, H, W) in host memory; pinned on CUDA so the copies run asynchronously.
-            images = torch.empty((shard.rows, config.channels, config.resolution, config.resolution),
-                                 dtype=torch.uint8, pin_memory=self.device.type == "cuda")
-            if self.filter is None:
-                generate_uint8(self.model, self.plan.seed, indices, labels, self.device, out=images)
-                latent_indices = candidates = None
-            else:
-                from gen_aug.filtering import generate_confident
-
-                latent_indices, candidates = generate_confident(
-                    self.model, self.judge, self.plan, shard, self.filter["min_confidence"], self.device, images
-                )
-        job = self.encoders.submit(write_shard_in_encoder, self.out_uri, self.plan_json, shard_idx, images.numpy(),
-                                   self.image_format, latent_indices)
-        record = job.result()
+        shape = (shard.rows, config.channels, config.resolution, config.resolution)
+        if self.slots is None:
+            # uint8 images in host memory; pinned on CUDA so the copies run asynchronously.
+            images = torch.empty(shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+            with self.generating:
+                latent_indices, candidates = self._generate(shard, images)
+            job = self.encoders.submit(write_shard_in_encoder, self.out_uri, self.plan_json, shard_idx,
+                                       images.numpy(), self.image_format, latent_indices)
+            record = job.result()
+        else:
+            slot = self.slots.take()  # never waits: at most as many shards are in flight as there are slots
+            try:
+                with self.generating:
+                    latent_indices, candidates = self._generate(shard, self.staging[: shard.rows])
+                    torch.from_numpy(self.slots.images(slot, shard.rows)).copy_(self.staging[: shard.rows])
+                job = self.encoders.submit(write_slot_shard, self.out_uri, self.plan_json, shard_idx, slot,
+                                           shard.rows, self.image_format, latent_indices)
+                record = job.result()
+            finally:
+                self.slots.give_back(slot)
         if candidates is not None:
             record["candidates"] = candidates  # per class, for the manifest's acceptance rates
         return record
+
+    def _generate(self, shard, out) -> tuple:
+        """Fill `out` with the shard's images; (latent index of each, candidates per class), both None unfiltered."""
+        import torch
+
+        if self.filter is None:
+            labels = torch.from_numpy(self.plan.labels(shard.start, shard.stop))
+            generate_uint8(self.model, self.plan.seed, torch.arange(shard.start, shard.stop), labels, self.device,
+                           out=out)
+            return None, None
+        from gen_aug.filtering import generate_confident
+
+        return generate_confident(self.model, self.judge, self.plan, shard, self.filter["min_confidence"],
+                                  self.device, out)
 
 
 def _node_ip() -> str:
@@ -456,6 +518,7 @@ def _run_shards(ray, options, settings, location, plan, kept, use_gpus, num_work
         survivors = sorted(alive)
         for worker, peak in zip(survivors, ray.get([actors[w].peak_rss_bytes.remote() for w in survivors])):
             workers[worker]["peak_rss_bytes"] = peak
+        ray.get([actors[w].close.remote() for w in survivors])  # encoder processes end and free their memory
         return records, workers, shard_seconds
     except KeyboardInterrupt:
         raise GenaugError(

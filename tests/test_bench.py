@@ -30,6 +30,7 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
         assert abs(f["ratio_to_ceiling"] - f["end_to_end_images_per_sec"] / f["ceiling_images_per_sec"]) < 1e-3
         assert f["driver_peak_rss_mib"] > 10 and f["worker_peak_rss_mib"] > 10
         assert f["encoders_per_worker"] == "1 process"  # --encode-processes reached the end-to-end run
+        assert f["handoff"] == "shared memory"
         assert f["encoder_rounds"] >= 3 and "speedup_over_one_worker" not in f  # one worker: nothing to compare
     assert "ratio" in result.output and "parquet" in result.output
 

@@ -46,7 +46,7 @@ def test_an_image_on_cuda_is_the_same_whatever_range_it_is_generated_in():
     assert torch.equal(generate_uint8(model, 5, indices, labels, "cuda", out=pinned), whole)
 
 
-def test_one_gpu_synthesis_is_complete_verified_and_resumes_unchanged(tmp_path):
+def test_one_gpu_synthesis_is_complete_verified_resumes_unchanged_and_is_the_same_without_encoder_processes(tmp_path):
     snapshot = tmp_path / "model.safetensors"
     save_snapshot(snapshot, build_model("cgan", {"resolution": 28, "channels": 1, "num_classes": 3}),
                   {"class_names": ["a", "b", "c"]})
@@ -63,3 +63,9 @@ def test_one_gpu_synthesis_is_complete_verified_and_resumes_unchanged(tmp_path):
     again = subprocess.run(command + ["--resume"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert [shard["sha256"] for shard in json.loads((out / MANIFEST).read_text())["shards"]] == hashes
+    assert all(worker["handoff"] == "shared memory" for worker in manifest["workers"])  # encoder processes here
+    in_thread = tmp_path / "in-thread"
+    command[command.index(str(out))] = str(in_thread)
+    alone = subprocess.run(command + ["--encode-processes", "0"], capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert [shard["sha256"] for shard in json.loads((in_thread / MANIFEST).read_text())["shards"]] == hashes

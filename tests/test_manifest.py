@@ -28,6 +28,7 @@ def write_output(tmp_path, image_format: str) -> tuple:
     out = tmp_path / "out"
     worker = ShardWorker(snapshot_path.read_bytes(), settings, str(out), 1, 1)
     records = [worker.run_shard(shard.shard_idx) for shard in plan.shards()]
+    worker.close()
     manifest = build_manifest(settings, {"sha256": settings["snapshot_sha256"]}, records, {}, [worker.describe()])
     write_json(open_location(str(out)), MANIFEST, manifest)
     return out, plan

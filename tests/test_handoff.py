@@ -1,0 +1,83 @@
+"""Shards handed to encoder processes through shared memory: same bytes as any other hand-off, nothing left behind."""
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+
+from gen_aug import handoff
+from gen_aug.checkpoint import load_snapshot, save_snapshot
+from gen_aug.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
+from gen_aug.models import build_model
+from gen_aug.plan import make_plan
+from gen_aug.shards import write_shard
+from gen_aug.storage import open_location
+from gen_aug.synth import ShardWorker
+
+NAMES = ("cat", "dog", "owl")
+SHM = "/dev/shm"
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs POSIX shared memory under /dev/shm")
+
+
+def test_an_encoder_process_writes_from_a_slot_the_bytes_of_the_array_itself(tmp_path):
+    plan = make_plan(NAMES, n=12, shard_size=12, seed=3)
+    images = np.random.default_rng(0).integers(0, 256, (12, 1, 8, 8), dtype=np.uint8)
+    direct = write_shard(open_location(str(tmp_path / "direct")), plan, plan.shard(0), images, "raw")
+    slots = ShardSlots(2, images.shape)
+    context = multiprocessing.get_context("spawn")
+    attached = context.Semaphore(0)
+    with ProcessPoolExecutor(1, mp_context=context, initializer=attach_slots,
+                             initargs=(slots.names, images.shape, attached)) as pool:
+        assert pool.submit(os.getpid).result() != os.getpid()
+        assert attached.acquire(timeout=60)
+        names = slots.names
+        slots.unlink()
+        assert not any(os.path.exists(os.path.join(SHM, name)) for name in names)  # nothing a crash could leave
+        slots.images(1, 12)[:] = images  # written after the unlink: the mappings still share it
+        record = pool.submit(write_slot_shard, str(tmp_path / "slot"), json.dumps(plan.to_dict()), 0, 1, 12,
+                             "raw").result()
+    slots.close()
+    assert record["sha256"] == direct["sha256"] and record["rows"] == 12
+
+
+def test_slots_fit_only_where_shared_memory_has_room(monkeypatch):
+    assert slots_fit(4, (10, 1, 8, 8))
+    free = os.statvfs(SHM).f_bavail * os.statvfs(SHM).f_frsize
+    assert not slots_fit(1, (free // 2 + 1,))  # would leave less than the headroom
+    monkeypatch.setattr(handoff, "SHARED_MEMORY_DIR", "/nonexistent-shm")
+    assert not slots_fit(1, (1,))
+
+
+def shards_written(tmp_path, name: str, encode_processes: int) -> tuple[list[str], dict]:
+    """Every shard's sha256 from a real ShardWorker (run in-process), and its description."""
+    snapshot_path = tmp_path / "model.safetensors"
+    if not snapshot_path.exists():
+        model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
+        save_snapshot(snapshot_path, model, {"class_names": list(NAMES)})
+    plan = make_plan(NAMES, n=25, shard_size=10, seed=1)
+    settings = {"plan": plan.to_dict(), "format": "parquet", "device": "cpu", "generation_chunk": 256,
+                "snapshot_sha256": load_snapshot(snapshot_path).sha256}
+    before = set(os.listdir(SHM))
+    worker = ShardWorker(snapshot_path.read_bytes(), settings, str(tmp_path / name), encode_processes, 1)
+    try:
+        assert not {f for f in set(os.listdir(SHM)) - before if not f.startswith("sem.")}, "slots outlived the start"
+        records = [worker.run_shard(shard.shard_idx) for shard in reversed(list(plan.shards()))]
+    finally:
+        worker.close()
+    assert set(os.listdir(SHM)) <= before  # the pool's semaphores went with it
+    return [r["sha256"] for r in sorted(records, key=lambda r: r["shard_idx"])], worker.describe()
+
+
+def test_a_worker_hands_shards_to_processes_through_shared_memory_with_the_same_bytes(tmp_path, monkeypatch):
+    in_thread, thread_info = shards_written(tmp_path, "thread", 0)
+    in_slots, slot_info = shards_written(tmp_path, "slots", 2)
+    monkeypatch.setattr(handoff, "SHARED_MEMORY_HEADROOM", 10**12)  # shared memory too small: pickled down the pipe
+    in_pipe, pipe_info = shards_written(tmp_path, "pipe", 1)
+    assert (thread_info["handoff"], slot_info["handoff"], pipe_info["handoff"]) == (
+        "in process", "shared memory", "pipe")
+    assert slot_info["encoders"] == "2 processes" and slot_info["shards_in_flight"] == 3
+    assert in_thread == in_slots == in_pipe
