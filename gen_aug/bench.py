@@ -2,7 +2,9 @@
 
 The ceiling of a synthesis job is min(generator rate per worker x workers, encoder rate per core x
 cores): whichever wall the machine hits first. Generator and encoder rates are the median over
-timed rounds, so a moment when another process takes the core does not move them. End-to-end
+timed rounds, so a moment when another process takes the core does not move them; the generator's
+rounds are timed before and after the end-to-end runs, so that a slow spell of the machine shows
+in the ceiling as it does in the runs. End-to-end
 figures come from a real `genaug synthesize` run in a child process, so its driver's peak memory is
 its own; with `scaling`, runs on one worker say how the job scales across workers, and `repeats`
 runs of each give medians.
@@ -49,7 +51,6 @@ class BenchOptions:
 def run_bench(options: BenchOptions, work_dir: Path) -> dict:
     """Every figure of one bench run, measured on this machine, as a JSON-ready dict."""
     from gen_aug.checkpoint import load_snapshot
-    from gen_aug.synth import TORCH_THREADS_PER_CPU_WORKER
 
     if options.gpus and not torch.cuda.is_available():
         raise GenaugError(f"--gpus {options.gpus}: torch sees no CUDA device here (expected --gpus 0)")
@@ -58,14 +59,8 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
     snapshot_path = options.model or _untrained_snapshot(options, work_dir)
     snapshot = load_snapshot(snapshot_path)
     device = torch.device("cuda" if options.gpus else "cpu")
-    threads_before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(TORCH_THREADS_PER_CPU_WORKER)  # measure one worker exactly as it runs
-    try:
-        generator_rate, generator_rounds = generator_images_per_sec(snapshot.model.to(device), device,
-                                                                    options.seconds)
-    finally:
-        torch.set_num_threads(threads_before)
+    model = snapshot.model.to(device)
+    generator_rounds = one_worker_generator_rounds(model, device, options.seconds)
     sample = _sample_images(snapshot.model.to("cpu"), snapshot.meta)
     results = {
         "machine": machine_description(),
@@ -73,13 +68,12 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
         "workers": workers,
         "device": device.type,
         "cores": cores,
-        "generator_images_per_sec_per_worker": round(generator_rate, 1),
-        "generator_rounds": generator_rounds,
         "formats": {},
     }
+    encode_rates = {}
     for image_format in options.formats:
-        encode_rate, encode_rounds = encoder_images_per_sec(sample, snapshot.meta["class_names"], image_format,
-                                                            work_dir, options.seconds)
+        encode_rates[image_format], encode_rounds = encoder_images_per_sec(
+            sample, snapshot.meta["class_names"], image_format, work_dir, options.seconds)
         all_cores = encoder_scaling(sample, snapshot.meta["class_names"], image_format, work_dir, cores)
         # Runs on all workers and on one alternate, so a slow spell of a shared machine hits both alike.
         runs, one_worker_runs = [], []
@@ -87,22 +81,28 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
             runs.append(end_to_end_run(snapshot_path, options, image_format, workers, work_dir))
             if options.scaling and workers > 1:
                 one_worker_runs.append(end_to_end_run(snapshot_path, options, image_format, 1, work_dir))
-        end_to_end = median_run(runs)
-        ceiling = min(generator_rate * workers, encode_rate * cores)
         results["formats"][image_format] = figures = {
-            "encoder_images_per_sec_per_core": round(encode_rate, 1),
+            "encoder_images_per_sec_per_core": round(encode_rates[image_format], 1),
             "encoder_rounds": encode_rounds,
             "encoder_images_per_sec_all_cores": all_cores,
-            "ceiling_images_per_sec": round(ceiling, 1),
-            "wall": "generator" if generator_rate * workers <= encode_rate * cores else "encoder",
-            **end_to_end,
-            "ratio_to_ceiling": round(end_to_end["end_to_end_images_per_sec"] / ceiling, 3),
+            **median_run(runs),
         }
         if one_worker_runs:
             one_worker = median_run(one_worker_runs)["end_to_end_images_per_sec"]
             figures["one_worker_images_per_sec"] = one_worker
             figures["one_worker_runs_images_per_sec"] = [run["end_to_end_images_per_sec"] for run in one_worker_runs]
-            figures["speedup_over_one_worker"] = round(end_to_end["end_to_end_images_per_sec"] / one_worker, 3)
+            figures["speedup_over_one_worker"] = round(figures["end_to_end_images_per_sec"] / one_worker, 3)
+    # The generator again after the runs: this machine's speed drifts over minutes, and the median of rounds
+    # from both ends is the rate the runs in between met.
+    generator_rounds += one_worker_generator_rounds(model, device, options.seconds)
+    generator_rate = median_rate(generator_rounds)
+    results["generator_images_per_sec_per_worker"] = round(generator_rate, 1)
+    results["generator_rounds"] = len(generator_rounds)
+    for image_format, figures in results["formats"].items():
+        ceiling = min(generator_rate * workers, encode_rates[image_format] * cores)
+        figures["ceiling_images_per_sec"] = round(ceiling, 1)
+        figures["wall"] = "generator" if generator_rate * workers <= encode_rates[image_format] * cores else "encoder"
+        figures["ratio_to_ceiling"] = round(figures["end_to_end_images_per_sec"] / ceiling, 3)
     return results
 
 
@@ -136,10 +136,23 @@ def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
     return str(path)
 
 
-def generator_images_per_sec(model: torch.nn.Module, device: torch.device, seconds: float) -> tuple[float, int]:
+def one_worker_generator_rounds(model: torch.nn.Module, device: torch.device, seconds: float) -> list:
+    """Generator rounds timed with this process's torch threads set as one worker's are (see synth)."""
+    from gen_aug.synth import TORCH_THREADS_PER_CPU_WORKER
+
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(TORCH_THREADS_PER_CPU_WORKER)
+    try:
+        return generator_rounds(model, device, seconds)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def generator_rounds(model: torch.nn.Module, device: torch.device, seconds: float) -> list:
     """One worker's generator, images into host memory (pinned on CUDA), as synthesis runs it.
 
-    Returns the median rate over the calls made in `seconds` (at least 3) and the number of calls.
+    Returns (images, seconds) of each call made in `seconds` (at least 3), after one untimed call.
     """
     from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 
@@ -155,7 +168,7 @@ def generator_images_per_sec(model: torch.nn.Module, device: torch.device, secon
         first = len(rounds) * batch
         generate_uint8(model, 0, torch.arange(first, first + batch), labels, device, out=host)
         rounds.append((batch, time.perf_counter() - round_started))
-    return median_rate(rounds), len(rounds)
+    return rounds
 
 
 def _sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:

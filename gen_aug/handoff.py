@@ -9,6 +9,7 @@ their memory goes back when the last of those processes ends, however it ends.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import shutil
@@ -33,7 +34,7 @@ def slots_fit(count: int, slot_shape: tuple[int, ...]) -> bool:
 
 
 class ShardSlots:
-    """`count` uint8 buffers of `slot_shape` (a whole shard) in shared memory, handed out one caller at a time."""
+    """`count` uint8 buffers of `slot_shape` (a whole shard) in shared memory; `free` holds the unused slots' numbers."""
 
     def __init__(self, count: int, slot_shape: tuple[int, ...]):
         self.slot_shape = tuple(slot_shape)
@@ -47,13 +48,6 @@ class ShardSlots:
     def names(self) -> list[str]:
         return [block.name for block in self.blocks]
 
-    def take(self) -> int:
-        """A free slot's number; blocks until one is given back."""
-        return self.free.get()
-
-    def give_back(self, slot: int) -> None:
-        self.free.put(slot)
-
     def images(self, slot: int, rows: int) -> np.ndarray:
         return self.views[slot][:rows]
 
@@ -66,6 +60,16 @@ class ShardSlots:
         self.views.clear()  # views keep the buffers exported, and an exported buffer cannot close
         for block in self.blocks:
             block.close()
+
+
+@contextlib.contextmanager
+def borrowed(pool: queue.SimpleQueue):
+    """One item of `pool` (waiting for one if it is empty), put back however the block ends."""
+    item = pool.get()
+    try:
+        yield item
+    finally:
+        pool.put(item)
 
 
 def attach_slots(names: list[str], slot_shape: tuple[int, ...], attached) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import socket
 import sys
 import tempfile
@@ -49,6 +50,7 @@ WORKER_START_TIMEOUT_S = 120
 # One torch thread per CPU worker: workers scale across cores with no shared thread pool to contend
 # for, and a shard's bytes never depend on how many threads computed it.
 TORCH_THREADS_PER_CPU_WORKER = 1
+STAGING_SHARDS = 2
 ADDRESS_TIMEOUT_S = 5
 
 
@@ -110,7 +112,7 @@ class ShardWorker:
         self.out_uri = out_uri
         self.generating = threading.Lock()
         self.slots = None  # shared-memory hand-off to encoder processes, when they are used and fit
-        self.staging = None  # with slots: where the generator writes a shard before it is copied to one
+        self.staging = queue.SimpleQueue()  # with slots: where the generator writes shards before they go to one
         if encode_processes:
             self.encoders = self._start_encoder_processes(encode_processes)
         else:
@@ -148,8 +150,10 @@ class ShardWorker:
             self.slots = ShardSlots(count + 1, slot_shape)
             attached = context.Semaphore(0)
             setup = {"initializer": attach_slots, "initargs": (self.slots.names, slot_shape, attached)}
-            # One shard for the generator to fill, then copy to a slot: pinned on CUDA, where it takes asynchronous copies.
-            self.staging = torch.empty(slot_shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+            # Shards for the generator to fill (pinned on CUDA, where they take asynchronous copies) and then copy
+            # to a slot. Two, so that one is copied out while the generator fills the other.
+            for _ in range(STAGING_SHARDS):
+                self.staging.put(torch.empty(slot_shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda"))
         encoders = ProcessPoolExecutor(count, mp_context=context, **setup)
         # Each submit finds no idle process and starts one, so all `count` start now rather than during the job.
         started = [encoders.submit(load_encoder_modules) for _ in range(count)]
@@ -184,7 +188,7 @@ class ShardWorker:
         """Generate one shard, then encode and write it in an encoder; returns its manifest record."""
         import torch
 
-        from gen_aug.handoff import write_slot_shard
+        from gen_aug.handoff import borrowed, write_slot_shard
 
         shard = self.plan.shard(shard_idx)
         config = self.model.config
@@ -198,16 +202,16 @@ class ShardWorker:
                                        images.numpy(), self.image_format, latent_indices)
             record = job.result()
         else:
-            slot = self.slots.take()  # never waits: at most as many shards are in flight as there are slots
-            try:
-                with self.generating:
-                    latent_indices, candidates = self._generate(shard, self.staging[: shard.rows])
-                    torch.from_numpy(self.slots.images(slot, shard.rows)).copy_(self.staging[: shard.rows])
+            # Neither waits: at most as many shards are in flight as there are slots, and staging shards go back
+            # as soon as their copy is done.
+            with borrowed(self.slots.free) as slot:
+                with borrowed(self.staging) as staging:
+                    with self.generating:
+                        latent_indices, candidates = self._generate(shard, staging[: shard.rows])
+                    torch.from_numpy(self.slots.images(slot, shard.rows)).copy_(staging[: shard.rows])
                 job = self.encoders.submit(write_slot_shard, self.out_uri, self.plan_json, shard_idx, slot,
                                            shard.rows, self.image_format, latent_indices)
                 record = job.result()
-            finally:
-                self.slots.give_back(slot)
         if candidates is not None:
             record["candidates"] = candidates  # per class, for the manifest's acceptance rates
         return record

@@ -19,7 +19,8 @@ def test_bench_measures_every_figure_and_writes_json(tmp_path):
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "bench.json").read_text())
     assert figures["machine"]["cores"] >= 1 and figures["workers"] == 1 and figures["device"] == "cpu"
-    assert figures["generator_images_per_sec_per_worker"] > 0 and figures["generator_rounds"] >= 3
+    assert figures["generator_images_per_sec_per_worker"] > 0
+    assert figures["generator_rounds"] >= 6  # at least 3 before the end-to-end runs and 3 after
     for image_format in ("parquet", "raw"):
         f = figures["formats"][image_format]
         assert f["images"] == 300 and f["end_to_end_images_per_sec"] > 0
