@@ -4,10 +4,9 @@ The ceiling of a synthesis job is min(generator rate per worker x workers, encod
 cores): whichever wall the machine hits first. Generator and encoder rates are the median over
 timed rounds, so a moment when another process takes the core does not move them; the generator's
 rounds are timed before and after the end-to-end runs, so that a slow spell of the machine shows
-in the ceiling as it does in the runs. End-to-end
-figures come from a real `genaug synthesize` run in a child process, so its driver's peak memory is
-its own; with `scaling`, runs on one worker say how the job scales across workers, and `repeats`
-runs of each give medians.
+in the ceiling as it does in the runs. End-to-end figures come from a real `genaug synthesize` run
+in a child process, so its driver's peak memory is its own; with `scaling`, runs on one worker say
+how the job scales across workers, and `repeats` runs of each give medians.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +59,9 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
     snapshot_path = options.model or _untrained_snapshot(options, work_dir)
     snapshot = load_snapshot(snapshot_path)
     device = torch.device("cuda" if options.gpus else "cpu")
-    model = snapshot.model.to(device)
+    sample = _sample_images(snapshot.model, snapshot.meta)  # on the CPU, where the snapshot loads
+    model = snapshot.model.to(device)  # moves the module itself: it stays on `device` for both generator timings
     generator_rounds = one_worker_generator_rounds(model, device, options.seconds)
-    sample = _sample_images(snapshot.model.to("cpu"), snapshot.meta)
     results = {
         "machine": machine_description(),
         "model": {"snapshot": str(snapshot_path), "family": snapshot.meta["family"], "config": snapshot.meta["config"]},
@@ -161,13 +161,25 @@ def generator_rounds(model: torch.nn.Module, device: torch.device, seconds: floa
     host = torch.empty((batch, config.channels, config.resolution, config.resolution), dtype=torch.uint8,
                        pin_memory=device.type == "cuda")
     labels = torch.arange(batch) % config.num_classes
-    generate_uint8(model, 0, torch.arange(batch), labels, device, out=host)  # warm-up: allocations, kernels
+
+    def generate(round_idx: int) -> int:
+        generate_uint8(model, 0, torch.arange(round_idx * batch, (round_idx + 1) * batch), labels, device, out=host)
+        return batch
+
+    return timed_rounds(generate, seconds)
+
+
+def timed_rounds(run_round: Callable[[int], int], seconds: float) -> list:
+    """(images, seconds) of each call run_round(1), run_round(2), ... made in `seconds` (at least 3).
+
+    Round 0 runs first, untimed: it pays for imports, allocations and kernel loading.
+    """
+    run_round(0)
     rounds, started = [], time.perf_counter()
     while time.perf_counter() - started < seconds or len(rounds) < 3:
         round_started = time.perf_counter()
-        first = len(rounds) * batch
-        generate_uint8(model, 0, torch.arange(first, first + batch), labels, device, out=host)
-        rounds.append((batch, time.perf_counter() - round_started))
+        images = run_round(len(rounds) + 1)
+        rounds.append((images, time.perf_counter() - round_started))
     return rounds
 
 
@@ -193,12 +205,8 @@ def encoder_images_per_sec(sample: np.ndarray, class_names: list, image_format: 
                            seconds: float) -> tuple[float, int]:
     """One core encoding and writing shards of `image_format`: median rate over rounds (at least 3), rounds."""
     out_dir = tempfile.mkdtemp(prefix=f"encode-{image_format}-", dir=work_dir)
-    _encode_round(sample, class_names, image_format, out_dir, 0)  # warm-up: imports, first allocations
-    rounds, started = [], time.perf_counter()
-    while time.perf_counter() - started < seconds or len(rounds) < 3:
-        round_started = time.perf_counter()
-        images = _encode_round(sample, class_names, image_format, out_dir, len(rounds) + 1)
-        rounds.append((images, time.perf_counter() - round_started))
+    rounds = timed_rounds(lambda round_idx: _encode_round(sample, class_names, image_format, out_dir, round_idx),
+                          seconds)
     return median_rate(rounds), len(rounds)
 
 

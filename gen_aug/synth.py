@@ -191,11 +191,11 @@ class ShardWorker:
         from gen_aug.handoff import borrowed, write_slot_shard
 
         shard = self.plan.shard(shard_idx)
-        config = self.model.config
-        shape = (shard.rows, config.channels, config.resolution, config.resolution)
         if self.slots is None:
             # uint8 images in host memory; pinned on CUDA so the copies run asynchronously.
-            images = torch.empty(shape, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+            config = self.model.config
+            images = torch.empty((shard.rows, config.channels, config.resolution, config.resolution),
+                                 dtype=torch.uint8, pin_memory=self.device.type == "cuda")
             with self.generating:
                 latent_indices, candidates = self._generate(shard, images)
             job = self.encoders.submit(write_shard_in_encoder, self.out_uri, self.plan_json, shard_idx,
