@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from gen_aug import handoff, synth
+from gen_aug.synthesis import driver as synth, handoff
 from gen_aug.bench import BenchOptions, _sample_images, _untrained_snapshot, machine_description
-from gen_aug.plan import make_plan
+from gen_aug.synthesis.plan import make_plan
 
 READY_SHARD: torch.Tensor | None = None
 

@@ -144,8 +144,8 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
       genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
     """
-    from gen_aug.manifest import describe_manifest
-    from gen_aug.synth import SynthesisOptions, synthesize
+    from gen_aug.synthesis.manifest import describe_manifest
+    from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
     options = SynthesisOptions(
         snapshot, out, n=n, per_class=per_class, class_weights=class_weights, classes=classes, data=data_spec,
@@ -169,7 +169,7 @@ def verify_command(ctx, out):
       genaug verify synth/
       genaug verify s3://bucket/synth
     """
-    from gen_aug.manifest import verify
+    from gen_aug.synthesis.manifest import verify
 
     report = verify(out)
     click.echo("\n".join(report.lines()))
@@ -220,7 +220,7 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
     from pathlib import Path
 
     from gen_aug.bench import BenchOptions, describe_bench, run_bench
-    from gen_aug.plan import parse_count
+    from gen_aug.synthesis.plan import parse_count
 
     if workers is not None and gpus:
         raise click.BadParameter("give --workers (CPU) or --gpus, not both", param_hint="--workers")
@@ -280,7 +280,7 @@ def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, 
       genaug evaluate --real 'npz:../shared/data/retinamnist/retinamnist.npz?limit_per_class=20' \\
           --synthetic synth/ --seeds 0,1,2 --steps 500 --mix-ratio 2
     """
-    from gen_aug.evaluate import EvaluationOptions, describe_evaluation, evaluate
+    from gen_aug.evaluation.evaluate import EvaluationOptions, describe_evaluation, evaluate
 
     options = EvaluationOptions(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device,
                                 real_share)
@@ -303,7 +303,7 @@ def run_command(job_path):
       genaug run jobs/mnist.toml
     """
     from gen_aug.config import load_job
-    from gen_aug.evaluate import describe_evaluation
+    from gen_aug.evaluation.evaluate import describe_evaluation
     from gen_aug.pipeline import describe_stages, run_job
 
     stages, result, report = run_job(load_job(job_path), echo=click.echo)

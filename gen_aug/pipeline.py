@@ -97,8 +97,8 @@ def _check_same_model(job: Job, data, meta: dict, snapshot: Path) -> None:
 
 def synthesis_options(job: Job, snapshot: Path, synthetic: str):
     """The `genaug synthesize` options of a job's [synthesize] section."""
-    from gen_aug.classifier import ClassifierConfig
-    from gen_aug.synth import SynthesisOptions
+    from gen_aug.evaluation.classifier import ClassifierConfig
+    from gen_aug.synthesis.driver import SynthesisOptions
 
     section = job.synthesize
     return SynthesisOptions(
@@ -111,9 +111,9 @@ def synthesis_options(job: Job, snapshot: Path, synthetic: str):
 
 
 def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageResult:
-    from gen_aug.manifest import JOB_FILE, MANIFEST, describe_manifest, read_json, verify
-    from gen_aug.storage import open_location
-    from gen_aug.synth import synthesize
+    from gen_aug.synthesis.manifest import JOB_FILE, MANIFEST, describe_manifest, read_json, verify
+    from gen_aug.synthesis.storage import open_location
+    from gen_aug.synthesis.driver import synthesize
 
     started = time.perf_counter()
     options = synthesis_options(job, snapshot, synthetic)
@@ -134,7 +134,7 @@ def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageRe
 def _expected_synthesis(options, snapshot: Path) -> dict:
     """What a synthesis output of these options records: plan, format, snapshot hash and filter identity."""
     from gen_aug.checkpoint import read_snapshot_meta
-    from gen_aug.synth import job_plan
+    from gen_aug.synthesis.driver import job_plan
 
     payload = snapshot.read_bytes()
     meta = read_snapshot_meta(payload, f"snapshot {snapshot}")
@@ -145,9 +145,9 @@ def _expected_synthesis(options, snapshot: Path) -> dict:
         "filter": None,
     }
     if options.min_confidence is not None:
-        from gen_aug.classifier import cache_key
+        from gen_aug.evaluation.classifier import cache_key
         from gen_aug.data import load_data, parse_spec
-        from gen_aug.metrics import REFERENCE_SEED
+        from gen_aug.evaluation.metrics import REFERENCE_SEED
 
         train = load_data(dataclasses.replace(parse_spec(options.data), split="train"))
         expected["filter"] = {
@@ -168,7 +168,7 @@ def _same_synthesis(record: dict, expected: dict) -> bool:
 
 def evaluation_options(job: Job, synthetic: str, report: Path):
     """The `genaug evaluate` options of a job's [evaluate] section."""
-    from gen_aug.evaluate import EvaluationOptions
+    from gen_aug.evaluation.evaluate import EvaluationOptions
 
     section = job.evaluate
     return EvaluationOptions(
@@ -180,7 +180,7 @@ def evaluation_options(job: Job, synthetic: str, report: Path):
 def _evaluate_stage(job: Job, synthetic: str, report: Path, echo) -> tuple[StageResult, dict]:
     import json
 
-    from gen_aug.evaluate import REPORT_JSON, describe_evaluation, evaluate, evaluation_inputs, manifest_sha256
+    from gen_aug.evaluation.evaluate import REPORT_JSON, describe_evaluation, evaluate, evaluation_inputs, manifest_sha256
 
     started = time.perf_counter()
     options = evaluation_options(job, synthetic, report)

@@ -23,9 +23,9 @@ from safetensors.torch import save_file
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.manifest import JOB_FILE, MANIFEST
+from gen_aug.synthesis.manifest import JOB_FILE, MANIFEST
 from gen_aug.models import build_model
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

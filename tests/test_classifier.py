@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from gen_aug import classifier as classifier_module
-from gen_aug.classifier import (
+from gen_aug.evaluation import classifier as classifier_module
+from gen_aug.evaluation.classifier import (
     ClassifierConfig,
     accuracy,
     cache_key,

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from gen_aug.cli import main
-from gen_aug.evaluate import EvaluationOptions, real_splits
-from gen_aug.manifest import MANIFEST, verify
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.evaluation.evaluate import EvaluationOptions, real_splits
+from gen_aug.synthesis.manifest import MANIFEST, verify
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

@@ -23,9 +23,9 @@ from click.testing import CliRunner
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.manifest import DONE_DIR, MANIFEST, STATE_DIR
+from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, STATE_DIR
 from gen_aug.models import build_model
-from gen_aug.storage import TEMP_PREFIX
+from gen_aug.synthesis.storage import TEMP_PREFIX
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -48,7 +48,7 @@ import threading
 import ray
 
 from gen_aug.errors import GenaugError
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
 print("ready", flush=True)

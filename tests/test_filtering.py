@@ -10,16 +10,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen_aug.checkpoint import load_snapshot
-from gen_aug.classifier import ClassifierConfig, reference_classifier
+from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST, verify
-from gen_aug.metrics import REFERENCE_SEED
-from gen_aug.plan import make_plan
-from gen_aug.reader import SyntheticImages
+from gen_aug.synthesis.manifest import MANIFEST, verify
+from gen_aug.evaluation.metrics import REFERENCE_SEED
+from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.reader import SyntheticImages
 from gen_aug.sampling import generate_uint8
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

@@ -8,14 +8,14 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from gen_aug import handoff
+from gen_aug.synthesis import handoff
 from gen_aug.checkpoint import load_snapshot, save_snapshot
-from gen_aug.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
+from gen_aug.synthesis.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
 from gen_aug.models import build_model
-from gen_aug.plan import make_plan
-from gen_aug.shards import write_shard
-from gen_aug.storage import open_location
-from gen_aug.synth import ShardWorker
+from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.formats import write_shard
+from gen_aug.synthesis.storage import open_location
+from gen_aug.synthesis.driver import ShardWorker
 
 NAMES = ("cat", "dog", "owl")
 SHM = "/dev/shm"

@@ -8,11 +8,11 @@ from click.testing import CliRunner
 from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST, build_manifest, finished_records, verify, write_json
+from gen_aug.synthesis.manifest import MANIFEST, build_manifest, finished_records, verify, write_json
 from gen_aug.models import build_model
-from gen_aug.plan import make_plan
-from gen_aug.storage import open_location
-from gen_aug.synth import ShardWorker
+from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.storage import open_location
+from gen_aug.synthesis.driver import ShardWorker
 
 NAMES = ("cat", "dog", "owl")
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gen_aug.classifier import ClassifierConfig, reference_classifier
+from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
-from gen_aug.metrics import (
+from gen_aug.evaluation.metrics import (
     class_consistency,
     evaluate_images,
     frechet_distance,

@@ -15,7 +15,7 @@ import torch
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.models import build_model
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

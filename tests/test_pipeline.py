@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from gen_aug.cli import main
 from gen_aug.config import load_job
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST, verify
+from gen_aug.synthesis.manifest import MANIFEST, verify
 from gen_aug.pipeline import run_job
 
 pytestmark = pytest.mark.ray

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gen_aug.errors import GenaugError
-from gen_aug.plan import Plan, make_plan, parse_count
+from gen_aug.synthesis.plan import Plan, make_plan, parse_count
 
 NAMES = ("cat", "dog", "owl")
 

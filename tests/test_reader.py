@@ -11,12 +11,12 @@ import torch
 from gen_aug.checkpoint import load_snapshot
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST
-from gen_aug.plan import Plan
-from gen_aug.reader import load_synthetic, mix_with_synthetic
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.plan import Plan
+from gen_aug.synthesis.reader import load_synthetic, mix_with_synthetic
 from gen_aug.sampling import generate_uint8
-from gen_aug.shards import FORMATS, SyntheticImages
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.formats import FORMATS, SyntheticImages
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen_aug.classifier import ClassifierConfig
+from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.data import LabelledImages, load_data
-from gen_aug.metrics import evaluate_images
-from gen_aug.report import ACCURACY_FIGURE, SAMPLES_FIGURE, accuracy_figure, sample_grid, write_report
+from gen_aug.evaluation.metrics import evaluate_images
+from gen_aug.evaluation.report import ACCURACY_FIGURE, SAMPLES_FIGURE, accuracy_figure, sample_grid, write_report
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,10 @@ from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST, verify
+from gen_aug.synthesis.manifest import MANIFEST, verify
 from gen_aug.models import build_model
-from gen_aug.shards import MAX_PATH_PART_BYTES, class_dirs
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.formats import MAX_PATH_PART_BYTES, class_dirs
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"resolution": 8, "channels": 1, "z_dim": 8, "width": 4}
@@ -167,7 +167,7 @@ def test_manifest_paths_outside_the_output_are_refused_by_verify_and_resume(ray_
 
 @pytest.mark.ray
 def test_manifest_paths_outside_the_output_are_refused_by_the_reader(ray_local, tmp_path):
-    reader = pytest.importorskip("gen_aug.reader")
+    reader = pytest.importorskip("gen_aug.synthesis.reader")
     _, out, _ = output_pointing_outside(tmp_path, **JOB)
     with pytest.raises(GenaugError, match="'../outside.parquet' escapes the output folder"):
         reader.SyntheticImages(out)

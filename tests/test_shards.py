@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gen_aug.errors import GenaugError
-from gen_aug.plan import make_plan
-from gen_aug.shards import (
+from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.formats import (
     MAX_PATH_PART_BYTES,
     class_dirs,
     decode_png,
@@ -22,7 +22,7 @@ from gen_aug.shards import (
     safe_path_part,
     write_shard,
 )
-from gen_aug.storage import TEMP_PREFIX, open_location
+from gen_aug.synthesis.storage import TEMP_PREFIX, open_location
 
 NAMES = ("cat", "dog", "owl")
 

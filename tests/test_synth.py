@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.manifest import DONE_DIR, MANIFEST, verify
+from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, verify
 from gen_aug.models import build_model
-from gen_aug.synth import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import SynthesisOptions, synthesize
 
 pytestmark = pytest.mark.ray
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gen_aug.errors import GenaugError
-from gen_aug.plan import Plan, Shard
-from gen_aug.storage import Location, open_location
+from gen_aug.synthesis.plan import Plan, Shard
+from gen_aug.synthesis.storage import Location, open_location
 
 FORMATS = ("parquet", "png", "raw")  # raw: uint8 pixels in a fixed-size binary column, no PNG at all
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: most of level 6's size at a fraction of its encode time
@@ -266,7 +266,7 @@ def decode_parquet_shard(data: bytes, shard: Shard, image_format: str) -> tuple[
 def __getattr__(name: str):
     # The reader checks shards against the manifest, and manifest.py imports this module: load it on first use.
     if name in ("SyntheticImages", "load_synthetic"):
-        from gen_aug import reader
+        from gen_aug.synthesis import reader
 
         return getattr(reader, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,8 @@ import torch
 
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import MANIFEST, load_manifest, planned_records
-from gen_aug.shards import add_png_to_digest, decode_parquet_shard, decode_png, png_digest, png_paths, shard_file
+from gen_aug.synthesis.manifest import MANIFEST, load_manifest, planned_records
+from gen_aug.synthesis.formats import add_png_to_digest, decode_parquet_shard, decode_png, png_digest, png_paths, shard_file
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -140,6 +140,6 @@ def load_synthetic(out: str | os.PathLike, class_names: Sequence[str] | None = N
 
 def mix_with_synthetic(real: LabelledImages, out: str | os.PathLike, ratio: float, *, seed: int = 0) -> LabelledImages:
     """`real` plus `ratio` synthetic images per real image from the output `out`, class by class."""
-    from gen_aug.metrics import mix_real_synthetic
+    from gen_aug.evaluation.metrics import mix_real_synthetic
 
     return mix_real_synthetic(real, load_synthetic(out, real.class_names), ratio, seed=seed)

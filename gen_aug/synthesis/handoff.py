@@ -89,7 +89,7 @@ def slot_images(slot: int, rows: int) -> np.ndarray:
 def write_slot_shard(out_uri: str, plan_json: str, shard_idx: int, slot: int, rows: int, image_format: str,
                      latent_indices: np.ndarray | None = None) -> dict:
     """In an encoder process: encode and write the shard the worker left in `slot`; returns its manifest record."""
-    from gen_aug.shards import write_shard_in_encoder
+    from gen_aug.synthesis.formats import write_shard_in_encoder
 
     return write_shard_in_encoder(out_uri, plan_json, shard_idx, slot_images(slot, rows), image_format, latent_indices)
 
@@ -101,6 +101,6 @@ def load_encoder_modules() -> int:
     import pyarrow.parquet  # noqa: F401
     from PIL import PngImagePlugin  # noqa: F401
 
-    import gen_aug.shards  # noqa: F401
+    import gen_aug.synthesis.formats  # noqa: F401
 
     return os.getpid()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from gen_aug import __version__
-from gen_aug.classifier import (
+from gen_aug.evaluation.classifier import (
     ClassifierConfig,
     cache_key,
     per_class_recall,

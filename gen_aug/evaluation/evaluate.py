@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gen_aug.classifier import ClassifierConfig
+from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.data import LabelledImages, load_data, parse_spec
 from gen_aug.errors import GenaugError
 
@@ -64,8 +64,8 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
 
 
 def manifest_sha256(out: str) -> str:
-    from gen_aug.manifest import MANIFEST
-    from gen_aug.storage import open_location
+    from gen_aug.synthesis.manifest import MANIFEST
+    from gen_aug.synthesis.storage import open_location
 
     location = open_location(out)
     if not location.exists(MANIFEST):
@@ -75,9 +75,9 @@ def manifest_sha256(out: str) -> str:
 
 def evaluate(options: EvaluationOptions, log: Callable[[str], None] = lambda message: None) -> tuple[dict, Path]:
     """Every metric of the synthetic output against the real splits, written as a report; returns (result, folder)."""
-    from gen_aug.metrics import evaluate_images
-    from gen_aug.reader import load_synthetic
-    from gen_aug.report import write_report
+    from gen_aug.evaluation.metrics import evaluate_images
+    from gen_aug.synthesis.reader import load_synthetic
+    from gen_aug.evaluation.report import write_report
 
     if not options.seeds:
         raise GenaugError("--seeds: none given (expected one or more whole numbers, e.g. 0,1,2)")
@@ -111,7 +111,7 @@ def _check_report_outside(report_dir: Path, synthetic: str) -> None:
 
 def describe_evaluation(result: dict, report_dir: Path) -> str:
     """The summary `genaug evaluate` prints: one line per metric, the report's path first."""
-    from gen_aug.report import repeats_note
+    from gen_aug.evaluation.report import repeats_note
 
     def mean_std(summary: dict) -> str:
         return f"{100 * summary['accuracy_mean']:.1f}% ± {100 * summary['accuracy_std']:.1f}"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gen_aug.errors import GenaugError
-from gen_aug.manifest import (
+from gen_aug.synthesis.manifest import (
     DONE_DIR,
     JOB_FILE,
     MANIFEST,
@@ -36,13 +36,13 @@ from gen_aug.manifest import (
     previous_settings,
     write_json,
 )
-from gen_aug.plan import Plan, make_plan, parse_count
+from gen_aug.synthesis.plan import Plan, make_plan, parse_count
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
-from gen_aug.shards import FORMATS, write_shard_in_encoder
-from gen_aug.storage import Location, open_location
+from gen_aug.synthesis.formats import FORMATS, write_shard_in_encoder
+from gen_aug.synthesis.storage import Location, open_location
 
 if TYPE_CHECKING:
-    from gen_aug.classifier import ClassifierConfig
+    from gen_aug.evaluation.classifier import ClassifierConfig
 
 # A worker generates one shard at a time while up to `encoders` earlier shards encode and write:
 # the generator is never idle waiting for PNG encoding, and memory holds at most encoders + 1 shards.
@@ -103,7 +103,7 @@ class ShardWorker:
             self.model = load_snapshot(path, device=self.device).model
         self.filter = settings.get("filter")  # None: unfiltered, every image from its own index
         if self.filter is not None:
-            from gen_aug.classifier import load_classifier
+            from gen_aug.evaluation.classifier import load_classifier
 
             self.judge = load_classifier(classifier_weights, self.filter["classifier"], self.device)
         self.plan = Plan.from_dict(settings["plan"])
@@ -139,7 +139,7 @@ class ShardWorker:
 
         import torch
 
-        from gen_aug.handoff import ShardSlots, attach_slots, load_encoder_modules, slots_fit
+        from gen_aug.synthesis.handoff import ShardSlots, attach_slots, load_encoder_modules, slots_fit
 
         config = self.model.config
         slot_shape = (self.plan.shard_size, config.channels, config.resolution, config.resolution)
@@ -188,7 +188,7 @@ class ShardWorker:
         """Generate one shard, then encode and write it in an encoder; returns its manifest record."""
         import torch
 
-        from gen_aug.handoff import borrowed, write_slot_shard
+        from gen_aug.synthesis.handoff import borrowed, write_slot_shard
 
         shard = self.plan.shard(shard_idx)
         if self.slots is None:
@@ -225,7 +225,7 @@ class ShardWorker:
             generate_uint8(self.model, self.plan.seed, torch.arange(shard.start, shard.stop), labels, self.device,
                            out=out)
             return None, None
-        from gen_aug.filtering import generate_confident
+        from gen_aug.synthesis.filter import generate_confident
 
         return generate_confident(self.model, self.judge, self.plan, shard, self.filter["min_confidence"],
                                   self.device, out)
@@ -255,7 +255,7 @@ def synthesize(options: SynthesisOptions) -> dict:
     plan = job_plan(options, tuple(snapshot.meta["class_names"]))
     filter_record, classifier_weights = None, None
     if options.min_confidence is not None:
-        from gen_aug.filtering import filter_settings
+        from gen_aug.synthesis.filter import filter_settings
 
         filter_record, classifier_weights = filter_settings(
             options.data, options.min_confidence, options.classifier, snapshot.meta
@@ -293,7 +293,7 @@ def synthesize(options: SynthesisOptions) -> dict:
     snapshot_record = {"path": os.path.abspath(options.model), "sha256": snapshot.sha256, "meta": snapshot.meta}
     manifest = build_manifest(settings, snapshot_record, list(records.values()), timing, workers)
     if filter_record is not None:
-        from gen_aug.filtering import acceptance
+        from gen_aug.synthesis.filter import acceptance
 
         manifest["acceptance"] = acceptance(list(records.values()), list(plan.class_names))
     write_json(location, MANIFEST, manifest)

@@ -14,9 +14,9 @@ import hashlib
 import numpy as np
 import torch
 
-from gen_aug.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
+from gen_aug.evaluation.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
 from gen_aug.errors import GenaugError
-from gen_aug.plan import Plan, Shard
+from gen_aug.synthesis.plan import Plan, Shard
 
 # A class whose candidates pass less often than this, over at least MIN_CANDIDATES_TO_JUDGE of them, is hopeless at
 # this threshold: say so instead of looping. The cap bounds the work one unlucky image can cause.
@@ -32,9 +32,9 @@ def filter_settings(
 
     The classifier learns the train split of `data_spec`, which must have the snapshot's classes and image shape.
     """
-    from gen_aug.classifier import reference_classifier
+    from gen_aug.evaluation.classifier import reference_classifier
     from gen_aug.data import load_data, parse_spec
-    from gen_aug.metrics import REFERENCE_SEED
+    from gen_aug.evaluation.metrics import REFERENCE_SEED
 
     if not 0 <= min_confidence <= 1:
         raise GenaugError(f"--min-confidence {min_confidence}: not a probability (expected 0 to 1)")

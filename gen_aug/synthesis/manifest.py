@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from gen_aug.errors import GenaugError
-from gen_aug.plan import Plan
-from gen_aug.shards import FORMATS, class_dirs, hash_shard, listed_file, shard_files
-from gen_aug.storage import TEMP_PREFIX, Location, open_location
+from gen_aug.synthesis.plan import Plan
+from gen_aug.synthesis.formats import FORMATS, class_dirs, hash_shard, listed_file, shard_files
+from gen_aug.synthesis.storage import TEMP_PREFIX, Location, open_location
 
 MANIFEST = "manifest.json"
 STATE_DIR = ".genaug"

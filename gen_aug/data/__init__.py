@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from gen_aug import sources
+from gen_aug.data import sources
 from gen_aug.errors import GenaugError
 
 SPLITS = ("train", "val", "test")

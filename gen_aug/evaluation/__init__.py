@@ -1,0 +1,1 @@
+"""Evaluation: whether synthetic images help a classifier on real test data."""
