@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from gen_aug import __version__
+from gen_aug.atomic import write_atomic
 from gen_aug.errors import GenaugError
 
 SNAPSHOT_FORMAT = "genaug-snapshot"
@@ -59,26 +59,6 @@ def save_snapshot(path: str | os.PathLike, model: nn.Module, meta: dict) -> None
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
     payload = save_safetensors(tensors, metadata={META_KEY: json.dumps(full_meta, sort_keys=True)})
     write_atomic(Path(path), payload)
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Readers see the old file or the whole new one, never a part."""
-    if path.is_dir():
-        raise GenaugError(f"{path}: is a folder (expected a file name)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:  # a file where a folder should be, or no write permission
-        raise GenaugError(f"{path}: cannot write ({error.strerror}; expected a path in a writable folder)") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -> Snapshot:

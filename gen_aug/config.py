@@ -5,73 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gen_aug.checks import checked, from_dict, require
 from gen_aug.errors import GenaugError
-
-
-def from_dict(cls: type, table: Mapping, where: str):
-    """Build dataclass `cls` from `table`, naming `where` and the key in every error."""
-    hints = typing.get_type_hints(cls)
-    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
-    for key in table:
-        if key not in fields:
-            raise GenaugError(f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(fields))})")
-    missing = [
-        name
-        for name, field in fields.items()
-        if name not in table and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise GenaugError(f"{where}: missing key {missing[0]!r}")
-    values = {key: _checked(hints[key], value, f"{where}: {key} = {value!r}") for key, value in table.items()}
-    try:
-        return cls(**values)
-    except GenaugError as error:
-        raise GenaugError(f"{where}: {error}") from None
-
-
-def _checked(kind, value, what: str):
-    """`value` if it is of type `kind` (int, float, str, bool, Literal, tuple[X, ...], X | None); ints pass as floats."""
-    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
-    for option in options:
-        if option is type(None) and value is None:
-            return value
-        if typing.get_origin(option) is tuple and isinstance(value, list):
-            item_kind = typing.get_args(option)[0]
-            return tuple(_checked(item_kind, item, f"{what}: item {item!r}") for item in value)
-        if typing.get_origin(option) is typing.Literal and value in typing.get_args(option):
-            return value
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-    raise GenaugError(f"{what} (expected {' or '.join(_type_name(option) for option in options)})")
-
-
-def _type_name(kind) -> str:
-    if typing.get_origin(kind) is typing.Literal:
-        return " or ".join(repr(choice) for choice in typing.get_args(kind))
-    if typing.get_origin(kind) is tuple:
-        item = typing.get_args(kind)[0]
-        return "a list of " + {int: "whole numbers", float: "numbers", str: "strings"}.get(item, str(item))
-    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
-
-
-def require(condition: bool, key: str, value, expected: str) -> None:
-    """Raise the house-style error `key = value (expected ...)` unless `condition` holds."""
-    if not condition:
-        raise GenaugError(f"{key} = {value!r} (expected {expected})")
-
 
 DATA_DERIVED_KEYS = ("resolution", "channels", "num_classes")  # model keys the training data decides
 
@@ -90,7 +31,7 @@ class ModelSection:
     def from_table(cls, table: Mapping, where: str) -> "ModelSection":
         from gen_aug.models import model_class
 
-        family = _checked(str, table.get("family", cls.family), f"{where}: family = {table.get('family')!r}")
+        family = checked(str, table.get("family", cls.family), f"{where}: family = {table.get('family')!r}")
         options = {key: value for key, value in table.items() if key != "family"}
         try:
             config_class = model_class(family).config_class
@@ -198,7 +139,7 @@ def load_job(path: str | os.PathLike) -> Job:
     parsed = {}
     for name, table in document.items():
         where, section = f"job {path} [{name}]", hints[name]
-        parsed[name] = section.from_table(table, where) if hasattr(section, "from_table") else from_dict(section, table, where)
+        parsed[name] = section.from_table(table, where) if hasattr(section, "from_table") else from_dict(section, table, where, job=True)
     return Job(**parsed)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from gen_aug.checkpoint import write_atomic
+from gen_aug.atomic import write_atomic
 from gen_aug.images import to_uint8
 
 MIN_CELL_PIXELS = 48  # small images are enlarged (nearest neighbour) to at least this size in a grid

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gen_aug.checkpoint import save_snapshot, write_atomic
+from gen_aug.atomic import write_atomic
+from gen_aug.checkpoint import save_snapshot
 from gen_aug.config import Job, TrainConfig
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError

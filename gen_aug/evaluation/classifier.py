@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gen_aug.checkpoint import write_atomic
+from gen_aug.atomic import write_atomic
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.images import to_float

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gen_aug.checkpoint import write_atomic
+from gen_aug.atomic import write_atomic
 from gen_aug.data import LabelledImages
 from gen_aug.grid import grid_image
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from gen_aug.config import from_dict
+from gen_aug.checks import from_dict
 from gen_aug.errors import GenaugError
 
 MODELS: dict[str, type] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from gen_aug.config import require
+from gen_aug.checks import require
 
 POLICIES = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 1 / 8  # largest shift, as a share of the image size

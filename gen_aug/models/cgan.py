@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gen_aug.config import require
+from gen_aug.checks import require
 from gen_aug.models import register_model
 from gen_aug.models.augment import diff_augment, parse_policy
 from gen_aug.models.layers import DownTrunk, ModelConfig, SamplingModel

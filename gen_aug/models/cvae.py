@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gen_aug.config import require
+from gen_aug.checks import require
 from gen_aug.models import register_model
 from gen_aug.models.layers import DownTrunk, ModelConfig, SamplingModel
 from gen_aug.models.trainer import Trainer

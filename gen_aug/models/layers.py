@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gen_aug.config import require
+from gen_aug.checks import require
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 64
 MAX_WIDTH_MULTIPLE = 4  # channels grow x2 per halving of resolution, up to 4x `width`

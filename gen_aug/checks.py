@@ -1,0 +1,80 @@
+"""The generic value and type checks every module uses: dataclasses built from plain tables, and one error style.
+
+This module imports nothing of gen_aug but its error type, so models, job files and options can all use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+
+from gen_aug.errors import GenaugError
+
+# Field metadata of an option that a command line or a caller sets, never a job file: `genaug run` fills it in.
+NOT_IN_JOB = {"job_key": False}
+
+
+def from_dict(cls: type, table: Mapping, where: str, *, job: bool = False):
+    """Build dataclass `cls` from `table`, naming `where` and the key in every error.
+
+    With `job`, the table is a job file's section: fields marked NOT_IN_JOB are unknown keys there.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {
+        field.name: field for field in dataclasses.fields(cls)
+        if field.init and (not job or field.metadata.get("job_key", True))
+    }
+    for key in table:
+        if key not in fields:
+            raise GenaugError(f"{where}: unknown key {key!r} (expected one of {', '.join(sorted(fields))})")
+    missing = [
+        name
+        for name, field in fields.items()
+        if name not in table and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise GenaugError(f"{where}: missing key {missing[0]!r}")
+    values = {key: checked(hints[key], value, f"{where}: {key} = {value!r}") for key, value in table.items()}
+    try:
+        return cls(**values)
+    except GenaugError as error:
+        raise GenaugError(f"{where}: {error}") from None
+
+
+def checked(kind, value, what: str):
+    """`value` if it is of type `kind` (int, float, str, bool, Literal, tuple[X, ...], X | None); ints pass as floats."""
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else (kind,)
+    for option in options:
+        if option is type(None) and value is None:
+            return value
+        if typing.get_origin(option) is tuple and isinstance(value, list):
+            item_kind = typing.get_args(option)[0]
+            return tuple(checked(item_kind, item, f"{what}: item {item!r}") for item in value)
+        if typing.get_origin(option) is typing.Literal and value in typing.get_args(option):
+            return value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+    raise GenaugError(f"{what} (expected {' or '.join(_type_name(option) for option in options)})")
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return " or ".join(repr(choice) for choice in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        return "a list of " + {int: "whole numbers", float: "numbers", str: "strings"}.get(item, str(item))
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
+
+
+def require(condition: bool, key: str, value, expected: str) -> None:
+    """Raise the house-style error `key = value (expected ...)` unless `condition` holds."""
+    if not condition:
+        raise GenaugError(f"{key} = {value!r} (expected {expected})")
