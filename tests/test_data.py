@@ -231,7 +231,7 @@ BAD_SPECS = {
     "missing": "no such file or folder",
     "no classes": "no class subfolders",
     "empty class": "has no images",
-    "corrupt image": "broken.png is not a readable image",
+    "corrupt image": "1 of 2 files is not a readable image: 'b/broken.png'",
     "mixed sizes": "different sizes (4x4, 5x5); add ?resolution=R",
     "single class": "found 1 class (expected 2 or more",
     "npz keys": "no train_images/train_labels",
@@ -265,3 +265,22 @@ def test_bad_input_is_one_line_error(tmp_path, case):
 def test_library_raises_genaug_error():
     with pytest.raises(GenaugError, match="unknown kind"):
         load_data("nope:x")
+
+
+def test_class_fraction_keeps_the_first_share_of_one_class_in_file_order():
+    full = load_data("builtin:digits")
+    cut = load_data("builtin:digits?class_fraction=3:0.1")
+    counts, full_counts = cut.class_counts(), full.class_counts()
+    assert counts[3] == round(0.1 * full_counts[3]) and np.array_equal(np.delete(counts, 3), np.delete(full_counts, 3))
+    first_threes = full.images[full.labels == 3][: counts[3]]
+    assert np.array_equal(cut.images[cut.labels == 3], first_threes)
+    assert cut.fingerprint != full.fingerprint and "class_fraction=3:0.1" in cut.description
+    assert load_data("builtin:digits?class_fraction=3:0.0001").class_counts()[3] == 1  # never empties a class
+
+
+@pytest.mark.parametrize("option, message", [("class_fraction=3:0", "expected CLASS:F"),
+                                             ("class_fraction=3", "expected CLASS:F"),
+                                             ("class_fraction=cat:0.5", "names class 'cat'")])
+def test_bad_class_fractions_are_one_line_errors(option, message):
+    with pytest.raises(GenaugError, match=message):
+        load_data(f"builtin:digits?{option}")

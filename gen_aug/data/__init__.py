@@ -2,8 +2,10 @@
 
 Every source returns one in-memory type, `LabelledImages`: uint8 images (N, C, H, W), int64 labels,
 class names and a description. Options follow a `?`: `split=train|val|test`, `limit_per_class=K`,
-`resolution=R`, `channels=1|3`. Sets without splits of their own use the shared protocol: within
-each class, in file order, the images whose rank is 4, 9, 14, ... (rank % 5 == 4) are `test`.
+`resolution=R` (with `resize=stretch|crop|pad` for non-square images), `channels=1|3`, and for
+folders `intensity=set|image|full` and `skip_bad=true` (gen_aug/data/spec.py). Sets without splits
+of their own use the shared protocol: within each class, in file order, the images whose rank is
+4, 9, 14, ... (rank % 5 == 4) are `test`.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from urllib.parse import parse_qsl
 
 import numpy as np
 
 from gen_aug.data import sources
+from gen_aug.data.spec import SPLITS, DataSpec, parse_spec
 from gen_aug.errors import GenaugError
 
-SPLITS = ("train", "val", "test")
-OPTIONS = ("split", "limit_per_class", "resolution", "channels")
-MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
+__all__ = ["SPLITS", "DataSpec", "LabelledImages", "convert_channels", "describe", "load_data", "parse_spec",
+           "protocol_test_mask", "resize"]
+
+# The square sides every model family trains at: ModelConfig's range (gen_aug/models/layers.py), repeated
+# here so that `genaug data` need not import torch; tests/test_resolutions.py keeps the two equal.
+MODEL_SIDES = (8, 256)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class LabelledImages:
     labels: np.ndarray  # int64 (N,), values in [0, num_classes)
     class_names: tuple[str, ...]
     description: str  # the normalised spec that produced this set
+    notes: tuple[str, ...] = ()  # what loading did beyond decoding: mappings, dropped alpha, skipped files
+    pixel_mapping: str = ""  # how 16/32-bit pixels became uint8 ("" when none were): part of the identity
 
     @property
     def num_classes(self) -> int:
@@ -45,9 +52,12 @@ class LabelledImages:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 of pixels, labels and class names: equal sets give equal fingerprints."""
+        """sha256 of pixels, labels, class names and any 16/32-bit mapping: equal sets give equal fingerprints."""
         digest = hashlib.sha256()
-        digest.update(json.dumps([list(self.images.shape), list(self.class_names)]).encode())
+        header = [list(self.images.shape), list(self.class_names)]
+        # Two intensity choices are two data sets even where they happen to give equal pixels; 8-bit sets keep
+        # the fingerprint they always had.
+        digest.update(json.dumps(header + [self.pixel_mapping] if self.pixel_mapping else header).encode())
         digest.update(np.ascontiguousarray(self.images).tobytes())
         digest.update(self.labels.astype("<i8").tobytes())
         return digest.hexdigest()
@@ -58,68 +68,15 @@ class LabelledImages:
             self.labels[mask_or_indices],
             self.class_names,
             description or self.description,
+            self.notes,
+            self.pixel_mapping,
         )
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    kind: str
-    path: str
-    split: str = "train"
-    limit_per_class: int | None = None
-    resolution: int | None = None
-    channels: int | None = None
-
-    def __str__(self) -> str:
-        options = [f"split={self.split}"]
-        for name in ("limit_per_class", "resolution", "channels"):
-            if getattr(self, name) is not None:
-                options.append(f"{name}={getattr(self, name)}")
-        return f"{self.kind}:{self.path}?{'&'.join(options)}"
-
-
-def parse_spec(spec: str) -> DataSpec:
-    """`kind:path?opt=v&opt=v` -> DataSpec; raises GenaugError naming the spec on any mistake."""
-    kind, sep, rest = spec.partition(":")
-    if not sep or kind not in sources.KINDS:
-        raise GenaugError(
-            f"data spec {spec!r}: unknown kind {kind!r} (expected one of "
-            f"{', '.join(k + ':' for k in sources.KINDS)}, e.g. builtin:digits or folder:PATH)"
-        )
-    path, _, query = rest.partition("?")
-    if not path:
-        raise GenaugError(f"data spec {spec!r}: missing path after '{kind}:'")
-    values: dict[str, object] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True, separator="&") if query else []:
-        if name not in OPTIONS:
-            raise GenaugError(f"data spec {spec!r}: unknown option {name!r} (expected {', '.join(OPTIONS)})")
-        values[name] = value if name == "split" else _positive_int(spec, name, value)
-    if values.get("split", "train") not in SPLITS:
-        raise GenaugError(f"data spec {spec!r}: split={values['split']!r} (expected train, val or test)")
-    if values.get("channels") not in (None, 1, 3):
-        raise GenaugError(f"data spec {spec!r}: channels={values['channels']} (expected 1 or 3)")
-    resolution = values.get("resolution")
-    if resolution is not None and not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise GenaugError(
-            f"data spec {spec!r}: resolution={resolution} (expected {MIN_RESOLUTION} to {MAX_RESOLUTION})"
-        )
-    return DataSpec(kind, path, **values)
-
-
-def _positive_int(spec: str, name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise GenaugError(f"data spec {spec!r}: {name}={value!r} (expected a positive whole number)")
-    return number
 
 
 def load_data(spec: str | DataSpec) -> LabelledImages:
     """Load, split, limit, resize and convert a data set as its spec says."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
-    raw = sources.read(parsed.kind, parsed.path, resolution=parsed.resolution)
+    raw = sources.read(parsed)
     if raw.splits is not None:
         if parsed.split not in raw.splits:
             raise GenaugError(
@@ -143,11 +100,22 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
         )
     if parsed.limit_per_class is not None:
         images, labels = _first_per_class(parsed, images, labels, num_classes, raw.class_names)
+    if parsed.class_fraction is not None:
+        images, labels = _cut_class(parsed, images, labels, raw.class_names)
+    notes = raw.notes
     if parsed.resolution is not None and images.shape[2:] != (parsed.resolution, parsed.resolution):
-        images = resize(images, parsed.resolution)
+        from gen_aug.data.resizing import resize_note  # Pillow only where something is resized
+
+        not_square = len(images) if images.shape[2] != images.shape[3] else 0
+        note = resize_note(len(images), not_square, parsed.resolution, parsed.resize)
+        notes += (note,) if note else ()
+        images = resize(images, parsed.resolution, parsed.resize)
     if parsed.channels is not None:
         images = convert_channels(images, parsed.channels)
-    return LabelledImages(np.ascontiguousarray(images), labels.astype(np.int64), raw.class_names, str(parsed))
+    return LabelledImages(
+        np.ascontiguousarray(images), labels.astype(np.int64), raw.class_names, str(parsed), notes,
+        raw.pixel_mapping,
+    )
 
 
 def protocol_test_mask(labels: np.ndarray) -> np.ndarray:
@@ -157,6 +125,22 @@ def protocol_test_mask(labels: np.ndarray) -> np.ndarray:
         where = np.flatnonzero(labels == label)
         rank_in_class[where] = np.arange(len(where))
     return rank_in_class % 5 == 4
+
+
+def _cut_class(parsed, images, labels, class_names):
+    """Keep the first round(F x count) images (at least one) of the class named, in file order: no randomness."""
+    name, fraction = parsed.class_fraction
+    if name in class_names:
+        label = class_names.index(name)
+    elif name.isdigit() and int(name) < len(class_names):
+        label = int(name)
+    else:
+        raise GenaugError(f"data {parsed}: class_fraction names class {name!r} (expected one of "
+                          f"{', '.join(class_names)} or an index 0-{len(class_names) - 1})")
+    members = np.flatnonzero(labels == label)
+    dropped = members[max(1, round(fraction * len(members))):]
+    keep = np.setdiff1d(np.arange(len(labels)), dropped)
+    return images[keep], labels[keep]
 
 
 def _first_per_class(parsed, images, labels, num_classes, class_names):
@@ -172,14 +156,14 @@ def _first_per_class(parsed, images, labels, num_classes, class_names):
     return images[keep], labels[keep]
 
 
-def resize(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Resize uint8 (N, C, H, W) images to (N, C, R, R) with Pillow's antialiased bicubic filter."""
-    from PIL import Image
+def resize(images: np.ndarray, resolution: int, mode: str = "stretch") -> np.ndarray:
+    """uint8 (N, C, H, W) -> (N, C, R, R): squared as `mode` says (stretch, crop or pad), then bicubic."""
+    from gen_aug.data.resizing import resized
 
     out = np.empty((len(images), images.shape[1], resolution, resolution), dtype=np.uint8)
     for i, image in enumerate(images):
         for c, plane in enumerate(image):
-            out[i, c] = np.asarray(Image.fromarray(plane).resize((resolution, resolution), Image.BICUBIC))
+            out[i, c] = resized(plane, resolution, mode)
     return out
 
 
@@ -201,12 +185,24 @@ def describe(data: LabelledImages) -> str:
         f"source       {data.description}",
         f"images       {len(data.images):,}",
         f"shape        {channels}x{height}x{width} (channels x height x width), uint8",
+        *(f"loading      {note}" for note in data.notes),
+        *_training_hint(height, width),
         f"classes      {data.num_classes}",
         f"fingerprint  {data.fingerprint[:16]}",
         "per class:",
     ]
-    width_name = max(len(name) for name in data.class_names)
-    for name, count in zip(data.class_names, data.class_counts()):
+    shown = [name if name.isprintable() else repr(name) for name in data.class_names]  # one line per class
+    width_name = max(len(name) for name in shown)
+    for name, count in zip(shown, data.class_counts()):
         lines.append(f"  {name:<{width_name}}  {count:,}")
     return "\n".join(lines)
+
+
+def _training_hint(height: int, width: int) -> list[str]:
+    """A line saying how to make the images trainable, when they are not square or not 8..256 px."""
+    low, high = MODEL_SIDES
+    if height == width and low <= height <= high:
+        return []
+    aspect = "; resize=crop or resize=pad keeps the aspect ratio" if height != width else ""
+    return [f"training     the models take square images of {low} to {high} px: add ?resolution=R{aspect}"]
 
