@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gen_aug.checks import require
-from gen_aug.models import register_model
+from gen_aug.models.registry import register_model
 from gen_aug.models.augment import diff_augment, parse_policy
 from gen_aug.models.layers import DownTrunk, ModelConfig, SamplingModel
 from gen_aug.models.trainer import Trainer

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen_aug.checks import require
-from gen_aug.models import register_model
+from gen_aug.models.registry import register_model
 from gen_aug.models.layers import DownTrunk, ModelConfig, SamplingModel
 from gen_aug.models.trainer import Trainer
 

@@ -11,17 +11,21 @@ from torch import nn
 
 from gen_aug.checks import require
 
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 64
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 256
 MAX_WIDTH_MULTIPLE = 4  # channels grow x2 per halving of resolution, up to 4x `width`
+# StyleGAN's channel_base / resolution, with channel_base = 128 * width: a level of side S holds at most
+# width * 128 / S channels. It never binds up to 128 px (so 8-64 px networks are as they always were);
+# above, the channels halve as the side doubles, so a level's activations grow with its side, not its area.
+CHANNEL_BASE_SIDE = 128
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    resolution: int  # height = width of the training images, 8..64 (28 is padded to 32 inside)
+    resolution: int  # height = width of the training images, 8..256 (28 is padded to 32 inside)
     channels: int  # 1 (grey) or 3 (RGB)
     num_classes: int
     z_dim: int = 64  # size of the latent vector
-    width: int = 32  # channels at the finest resolution; coarser levels have up to 4x as many
+    width: int = 32  # channels at the finest level up to 128 px (half that at 256); coarser levels up to 4x
 
     def __post_init__(self):
         require(
@@ -45,11 +49,12 @@ def padded_resolution(resolution: int) -> int:
 
 
 def level_widths(width: int, resolution: int) -> dict[int, int]:
-    """Channels at each level {4: ..., 8: ..., ..., padded resolution: width}."""
+    """Channels at each level {4: ..., 8: ..., ..., padded resolution: width, or fewer above 128 px}."""
     top = padded_resolution(resolution)
     widths, size = {}, 4
     while size <= top:
-        widths[size] = width * min(top // size, MAX_WIDTH_MULTIPLE)
+        cap = max(1, width * CHANNEL_BASE_SIDE // size)
+        widths[size] = min(width * min(top // size, MAX_WIDTH_MULTIPLE), cap)
         size *= 2
     return widths
 
@@ -135,7 +140,7 @@ class DownTrunk(nn.Module):
 
 
 class SamplingModel(nn.Module):
-    """What every family's model is: a conditional generator network, drawn from with `sample`."""
+    """What every family's model is: a conditional generator network, drawn from with `generate`."""
 
     config_class = ModelConfig
 
@@ -148,8 +153,3 @@ class SamplingModel(nn.Module):
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """z float32 (N, z_dim), labels int64 (N,) -> images (N, C, H, W) in [-1, 1]."""
         raise NotImplementedError
-
-    def sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Images for `labels`, latents drawn from `generator` (on its device) then moved to the labels' device."""
-        z = torch.randn(len(labels), self.z_dim, generator=generator, device=generator.device)
-        return self.generate(z.to(labels.device), labels)
