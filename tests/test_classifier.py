@@ -13,11 +13,11 @@ from gen_aug.evaluation.classifier import (
     accuracy,
     cache_key,
     cache_root,
-    random_shift,
     reference_classifier,
     train_classifier,
 )
 from gen_aug.data import load_data
+from gen_aug.evaluation.augment import random_shift
 from gen_aug.errors import GenaugError
 
 TINY = ClassifierConfig(width=8, feature_dim=32, steps=200, batch_size=64)

@@ -4,17 +4,24 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from gen_aug.cli import main
-from gen_aug.evaluation.evaluate import EvaluationOptions, real_splits
-from gen_aug.synthesis.manifest import MANIFEST, verify
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.data import load_data
+from gen_aug.evaluation.evaluate import load_test_set, real_splits
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.verify import verify
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
 BUDGET = ["--seeds", "0,1", "--steps", "20", "--sample-size", "150"]
+FIGURES = {"arms.png", "per_class_recall.png", "memorisation.png", "samples.png"}
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +43,16 @@ def test_evaluate_writes_the_report_and_prints_a_summary(synthetic, private_clas
     assert report["settings"]["seeds"] == [0, 1] and report["settings"]["classifier"]["steps"] == 20
     assert report["settings"]["sample_size"] == 150
     assert report["inputs"]["synthetic_manifest_sha256"] == hashlib.sha256((synthetic / MANIFEST).read_bytes()).hexdigest()
-    assert report["augmentation"]["synthetic_images_added"] == 200  # ratio 1 asks 1,442: every synthetic image goes in
-    assert len(report["tstr"]["accuracy_per_seed"]) == 2
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {
-        "report.json", "report.md", "samples.png", "per_class_accuracy.png"
-    }
-    for line in ("reference", "consistency", "Fréchet", "precision/recall", "TSTR", "real only", "real + synthetic"):
+    assert report["mixing"]["synthetic_images_added"] == 200  # ratio 1 asks 1,442: every synthetic image goes in
+    assert len(report["tstr"]["accuracy"]["per_seed"]) == 2
+    assert [arm["name"] for arm in report["arms"]] == list(EvaluationOptions.arms)
+    assert report["inputs"]["arms"] == list(EvaluationOptions.arms) and report["inputs"]["metric"] == "accuracy"
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.json", "report.md", *FIGURES}
+    lines = ("reference", "consistency", "Fréchet", "precision/recall", "memorisation", "TSTR", "real", "classical",
+             "synthetic", "classical+synthetic", "verdict")
+    for line in lines:
         assert f"\n{line} " in "\n" + result.output
+    assert "seed 1" in result.output  # the per-run progress bars, on stderr
     assert verify(str(synthetic)).ok  # nothing was written into the synthetic folder
 
 
@@ -51,12 +61,48 @@ def test_a_real_share_repeats_the_real_images_and_the_report_says_so(synthetic, 
                       str(tmp_path / "r"), "--mix-ratio", "2", "--real-share", "0.5", *BUDGET)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    augmentation = report["augmentation"]
+    mixing = report["mixing"]
     # 100 real images, 2 synthetic per real one: 200 synthetic, so half real takes the real images twice.
-    assert augmentation["synthetic_images_added"] == 200 and augmentation["real_repeats"] == 2
-    assert augmentation["real_plus_synthetic"]["train_images"] == 2 * 100 + 200
+    assert mixing["synthetic_images_added"] == 200 and mixing["real_repeats"] == 2
+    assert next(arm for arm in report["arms"] if arm["name"] == "synthetic")["train_images"] == 2 * 100 + 200
     assert report["settings"]["real_share"] == 0.5 and report["inputs"]["real_share"] == 0.5
-    assert "real images x2" in (tmp_path / "r" / "report.md").read_text() and "real images x2" in result.output
+    assert "real images repeated x2" in (tmp_path / "r" / "report.md").read_text()
+    assert "real train x2 + 200 synthetic" in result.output
+
+
+def test_a_balance_mix_tops_up_the_small_classes_and_the_report_names_the_arms(synthetic, private_classifier_cache,
+                                                                                tmp_path):
+    result = evaluate("--real", "builtin:digits?limit_per_class=10", "--synthetic", str(synthetic), "--report",
+                      str(tmp_path / "r"), "--mix", "balance", "--mix-ratio", "0.5", "--arms",
+                      "real,synthetic,top-up,reweighted", "--metric", "balanced_accuracy", "--flip", *BUDGET)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    available = np.bincount(load_synthetic_labels(synthetic), minlength=10)
+    assert report["mixing"]["synthetic_per_class"] == np.minimum(15 - 10, available).tolist()
+    assert [arm["name"] for arm in report["arms"]] == ["real", "synthetic", "top-up", "reweighted"]
+    assert report["settings"]["metric"] == "balanced_accuracy" and report["settings"]["flip"] is True
+    assert "balanced accuracy, paired by seed" in result.output
+
+
+def load_synthetic_labels(out):
+    from gen_aug.synthesis.reader import load_synthetic
+
+    return load_synthetic(str(out), load_data("builtin:digits").class_names).labels
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--arms", "real,mixup"], "'--arms': 'real,mixup' (expected arms from real, classical"),
+        (["--arms", "synthetic"], "real among them"),
+        (["--classifier", "vit"], "'vit' is not one of 'small-cnn', 'resnet18'"),
+        (["--mix", "balance", "--real-share", "0.5"], "real_share = 0.5 (expected none with mix = 'balance')"),
+    ],
+)
+def test_bad_arm_options_are_one_line_errors(arguments, message, tmp_path):
+    result = evaluate("--real", "builtin:digits", "--synthetic", str(tmp_path), *arguments)
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert message in result.output.splitlines()[-1]
 
 
 def test_the_test_split_keeps_resolution_but_not_the_train_limit():
@@ -66,7 +112,61 @@ def test_the_test_split_keeps_resolution_but_not_the_train_limit():
 
 
 def test_the_default_report_folder_sits_beside_the_output(tmp_path):
-    assert EvaluationOptions("builtin:digits", f"{tmp_path}/synth/").report_dir() == tmp_path / "synth-report"
+    options = EvaluationOptions(real="builtin:digits", synthetic=f"{tmp_path}/synth/")
+    assert options.report_dir() == tmp_path / "synth-report"
+
+
+def write_pngs(folder, classes, per_class=10, side=16, mode="RGB"):
+    """folder/<class>/<i>.png: the first `per_class` real test digits of each class, enlarged to side x side."""
+    test = load_data("builtin:digits?split=test")
+    for label, name in enumerate(classes):
+        (folder / name).mkdir(parents=True)
+        for i, image in enumerate(test.images[test.labels == label][:per_class]):
+            picture = Image.fromarray(image[0]).resize((side, side), Image.NEAREST).convert(mode)
+            picture.save(folder / name / f"{i:02d}.png")
+    return folder
+
+
+def test_a_test_set_of_any_spec_replaces_the_test_split(synthetic, private_classifier_cache, tmp_path):
+    pngs = write_pngs(tmp_path / "pngs", [str(digit) for digit in range(10)])
+    spec = f"folder:{pngs}?resolution=8&channels=1"
+    result = evaluate("--real", "builtin:digits", "--test", spec, "--synthetic", str(synthetic), "--report",
+                      str(tmp_path / "r"), *BUDGET)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    expected = load_data(spec)  # read as `genaug data` reads it: the folder's own train split, 8 of every 10
+    assert report["data"]["real_test"]["images"] == len(expected.images) == 80
+    assert report["data"]["real_test"]["fingerprint"] == expected.fingerprint
+    assert report["data"]["real_train"]["images"] == 1442 and report["inputs"]["test"] == spec
+    assert len(report["tstr"]["accuracy"]["per_seed"]) == 2
+
+
+def test_a_test_set_converted_to_the_train_shape_is_taken_as_it_is(tmp_path):
+    pngs = write_pngs(tmp_path / "pngs", [str(digit) for digit in range(10)], mode="L")
+    train = load_data("builtin:digits")
+    test = load_test_set(f"folder:{pngs}?resolution=8&split=test", train)
+    assert test.shape == train.shape and test.class_counts().tolist() == [2] * 10
+
+
+@pytest.mark.parametrize(
+    "make_spec, message",
+    [
+        (lambda tmp: "builtin:digits?split=test&resolution=16",
+         "--test 'builtin:digits?split=test&resolution=16': images of 1x16x16 (expected --real's train split's 1x8x8"),
+        (lambda tmp: f"folder:{write_pngs(tmp / 'rgb', [str(digit) for digit in range(10)])}",
+         "images of 3x16x16 (expected --real's train split's 1x8x8, channels x height x width; ?resolution"),
+        (lambda tmp: f"folder:{write_pngs(tmp / 'two', ['a', 'b'], side=8, mode='L')}",
+         "classes a, b (expected --real's train split's classes 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)"),
+    ],
+)
+def test_a_test_set_of_other_classes_or_shape_is_a_one_line_error(synthetic, tmp_path, make_spec, message):
+    spec = make_spec(tmp_path)
+    result = evaluate("--real", "builtin:digits", "--test", spec, "--synthetic", str(synthetic), "--report",
+                      str(tmp_path / "r"), *BUDGET)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.output.splitlines()[-1]
+    assert last.startswith(f"Error: --test {spec!r}: ") and message in last
+    assert not (tmp_path / "r").exists()
 
 
 def corrupt(synthetic, tmp_path):

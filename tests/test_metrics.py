@@ -9,18 +9,18 @@ import scipy.linalg
 from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.arms import ArmPlan, run_arm, tstr_plan
+from gen_aug.evaluation.measure import evaluate_images
+from gen_aug.evaluation.mixing import mix_real_synthetic, real_repeats
 from gen_aug.evaluation.metrics import (
     class_consistency,
-    evaluate_images,
     frechet_distance,
     frechet_per_class,
-    mix_real_synthetic,
     precision_recall,
-    real_repeats,
     sample_indices,
-    train_and_test,
-    tstr,
 )
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.result import ClassConsistency, EvaluationResult, PrecisionRecall
 
 TINY = ClassifierConfig(width=8, feature_dim=32, steps=200, batch_size=64)
 FAST = ClassifierConfig(width=4, feature_dim=16, steps=30, batch_size=64)
@@ -76,22 +76,22 @@ def test_class_consistency_is_high_for_real_images_and_low_for_noise(digits, jud
     _, test = digits
     real = class_consistency(judge.predict(test.images), test.labels, 10)
     noise = class_consistency(judge.predict(uniform_noise(test).images), test.labels, 10)
-    assert real["overall"] > 0.9 and min(real["per_class"]) > 0.7
-    assert noise["overall"] < 0.3 and len(noise["per_class"]) == 10
-    assert class_consistency(np.array([0, 1, 1]), np.array([0, 1, 0]), 3) == {
-        "overall": pytest.approx(2 / 3),
-        "per_class": [0.5, 1.0, None],
-    }
+    assert real.overall > 0.9 and min(real.per_class) > 0.7
+    assert noise.overall < 0.3 and len(noise.per_class) == 10
+    assert class_consistency(np.array([0, 1, 1]), np.array([0, 1, 0]), 3) == ClassConsistency(
+        overall=pytest.approx(2 / 3),
+        per_class=(0.5, 1.0, None),
+    )
 
 
 def test_precision_recall_of_a_set_against_itself_is_one_and_of_far_sets_zero():
     points = np.random.default_rng(2).normal(size=(300, 8))
-    assert precision_recall(points, points) == {"precision": 1.0, "recall": 1.0, "k": 3}
+    assert precision_recall(points, points) == PrecisionRecall(precision=1.0, recall=1.0, k=3)
     far = precision_recall(points, points + 100)
-    assert far["precision"] == 0 and far["recall"] == 0
+    assert far.precision == 0 and far.recall == 0
     # Synthetic points all collapsed onto one real region: precise, but they miss most of the real set.
     collapsed = precision_recall(points, points[:10] * 0.01 + points[0])
-    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.2
+    assert collapsed.precision == 1.0 and collapsed.recall < 0.2
     with pytest.raises(GenaugError, match="k=3 of 3 real"):
         precision_recall(points[:3], points)
 
@@ -139,36 +139,44 @@ def test_incompatible_synthetic_sets_and_bad_ratios_are_one_line_errors(digits):
     with pytest.raises(GenaugError, match=r"classes a, b, .* \(expected the real data's classes 0, 1"):
         mix_real_synthetic(train, renamed, 1.0)
     bigger = load_data("builtin:digits?split=test&resolution=16")
-    with pytest.raises(GenaugError, match=r"shape 1x16x16 \(expected the real data's 1x8x8"):
-        tstr(bigger, test, FAST, seeds=(0,))
+    with pytest.raises(GenaugError, match=r"images of 1x16x16 \(expected the real data's 1x8x8"):
+        evaluate_images(train, test, bigger, EvaluationOptions(seeds=(0,)), config=FAST)
     with pytest.raises(GenaugError, match=r"mixing ratio -1"):
         mix_real_synthetic(train, test, -1)
 
 
-def test_tstr_on_real_images_as_synthetic_equals_real_accuracy(digits):
+def test_tstr_on_real_images_as_synthetic_equals_the_real_arm(digits):
     train, test = digits
     as_synthetic = LabelledImages(train.images, train.labels, train.class_names, "real train as synthetic")
-    synthetic_score = tstr(as_synthetic, test, TINY, seeds=(0, 1))
-    real_score = train_and_test(train, test, TINY, seeds=(0, 1))
-    assert synthetic_score == real_score
-    assert synthetic_score["accuracy_mean"] > 0.9 and len(synthetic_score["accuracy_per_seed"]) == 2
-    assert synthetic_score["accuracy_std"] == pytest.approx(np.std(synthetic_score["accuracy_per_seed"], ddof=1))
+    options = EvaluationOptions(seeds=(0, 1))
+    synthetic_score = run_arm(tstr_plan(as_synthetic), test, TINY, options, progress=False)
+    real_score = run_arm(ArmPlan("real", train, "real train"), test, TINY, options, progress=False)
+    assert synthetic_score.accuracy == real_score.accuracy and synthetic_score.auc == real_score.auc
+    assert synthetic_score.accuracy.mean > 0.9 and len(synthetic_score.accuracy.per_seed) == 2
+    assert synthetic_score.accuracy.std == pytest.approx(np.std(synthetic_score.accuracy.per_seed, ddof=1))
 
 
 def test_evaluate_images_is_deterministic_and_json_ready(digits, tmp_path):
     train, test = digits
     noise = uniform_noise(test, seed=3)
-    run = dict(seeds=(0, 1), config=FAST, mix_ratio=0.5, sample_size=200, cache_dir=tmp_path)
-    result = evaluate_images(train, test, noise, **run)
-    assert json.loads(json.dumps(result)) == result
-    assert evaluate_images(train, test, noise, **run) == result
-    assert result["data"]["synthetic"]["images"] == len(noise.images)
+    options = EvaluationOptions(seeds=(0, 1), mix_ratio=0.5, sample_size=200)
+    run = dict(config=FAST, cache_dir=tmp_path, progress=False)
+    result = evaluate_images(train, test, noise, options, **run)
+    assert json.loads(json.dumps(result.to_dict())) == result.to_dict()
+    assert EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert evaluate_images(train, test, noise, options, **run) == result
+    assert result.data.synthetic.images == len(noise.images)
     wanted = [min(round(0.5 * real), have) for real, have in zip(train.class_counts(), noise.class_counts())]
-    assert result["augmentation"]["synthetic_images_added"] == sum(wanted)
-    assert result["frechet_distance"]["overall"] > 10 * result["frechet_distance"]["real_train_vs_test"]
-    assert result["precision_recall"]["precision"] < result["precision_recall"]["real_train_vs_test"]["precision"]
-    assert len(result["frechet_distance"]["per_class"]) == 10 and result["settings"]["sample_size"] == 200
-    gain = result["augmentation"]
-    assert gain["gain_points"] == pytest.approx(
-        100 * (gain["real_plus_synthetic"]["accuracy_mean"] - gain["real_only"]["accuracy_mean"])
+    assert result.mixing.synthetic_images_added == sum(wanted)
+    assert result.mixing.synthetic_per_class == tuple(wanted)
+    assert result.frechet_distance.overall > 10 * result.frechet_distance.real_train_vs_test
+    assert result.precision_recall.precision < result.precision_recall.real_train_vs_test.precision
+    assert len(result.frechet_distance.per_class) == 10 and result.settings.sample_size == 200
+    assert [arm.name for arm in result.arms] == list(options.arms)
+    synthetic, real = result.arm("synthetic"), result.arm("real")
+    assert synthetic.difference("real", "accuracy").mean_points == pytest.approx(
+        100 * (synthetic.accuracy.mean - real.accuracy.mean)
     )
+    assert result.prior.distance < 0.01 and not result.prior.shifted
+    assert result.prior.points_per_test_image == pytest.approx(100 / len(test.images))
+    assert result.memorisation.pixels.share_below < 0.05  # uniform noise is far from every digit

@@ -1,26 +1,36 @@
-"""A small CNN trained on real images: judge of synthetic ones, and the downstream classifier whose gain is measured."""
+"""The classifier of an evaluation: judge of synthetic images, and the downstream network whose gain is measured."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from gen_aug.atomic import write_atomic
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.augment import balanced_weights, random_shift
+from gen_aug.evaluation.networks import ReferenceCNN, build_network, init_weights
 from gen_aug.images import to_float
 
 # Bump when the architecture or the training loop changes, so cached classifiers are retrained.
 CLASSIFIER_VERSION = 1
 INFERENCE_BATCH = 512
+REFERENCE_SEED = 0  # the judge is one network whatever seeds the downstream runs use
+
+# uint8 (N, C, H, W) batch on the training device, generator -> augmented uint8 batch of the same shape
+BatchAugment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -44,46 +54,11 @@ class ClassifierConfig:
             )
 
 
-class ReferenceCNN(nn.Module):
-    """Conv stages at 1, 1/2 and 1/4 resolution, pooled to 2x2, then the embedding and a linear head.
-
-    The adaptive pool makes one architecture serve 8 to 64 pixel images; any channel and class count.
-    """
-
-    def __init__(self, channels: int, num_classes: int, width: int, feature_dim: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            _conv(channels, width),
-            nn.MaxPool2d(2),
-            _conv(width, 2 * width),
-            _conv(2 * width, 2 * width),
-            nn.MaxPool2d(2),
-            _conv(2 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),  # (N, 4*width*2*2)
-        )
-        self.embed = nn.Sequential(nn.Linear(16 * width, feature_dim), nn.ReLU())
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """float (N, C, H, W) in [-1, 1] -> (N, feature_dim) penultimate activations."""
-        return self.embed(self.body(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def _conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()
-    )
-
-
 @dataclass
 class Classifier:
     """A trained network with what is needed to use it and to know where it came from."""
 
-    model: ReferenceCNN
+    model: nn.Module  # a ReferenceCNN, or any network of networks.py: features() and head
     config: ClassifierConfig
     num_classes: int
     image_shape: tuple[int, int, int]  # (C, H, W) it was trained on
@@ -131,41 +106,41 @@ def train_classifier(
     *,
     seed: int = 0,
     device: torch.device | str | None = None,
+    network: str = "small-cnn",
+    augment: BatchAugment | None = None,
+    balanced: bool = False,
+    start: Classifier | None = None,
+    progress: str | None = None,
 ) -> Classifier:
-    """Train a ReferenceCNN on uint8 (N, C, H, W) images for exactly `config.steps` steps.
+    """Train a classifier on uint8 (N, C, H, W) images for exactly `config.steps` steps.
 
-    Everything random (weights, batch order, shifts) comes from one generator seeded by `seed`,
-    so the same inputs give the same network on the same machine.
+    Weights, batch order and shifts come from one generator seeded by `seed`, so the same inputs
+    give the same network on the same machine; `augment` draws from a generator of its own, so a
+    run with it sees the same initial weights and batches as one without. `balanced` draws each
+    batch with replacement, every class equally often; `start` fine-tunes a copy of a trained
+    classifier instead of a fresh `network`; `progress` names a tqdm bar on stderr.
     """
-    if len(images) < 2 or len(images) != len(labels):
-        raise GenaugError(
-            f"classifier training set: {len(images)} images and {len(labels)} labels (expected 2 or more, equal counts)"
-        )
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise GenaugError(f"classifier training set: labels outside 0..{num_classes - 1}")
+    _check_training_set(images, labels, num_classes)
     device = torch.device(device) if device is not None else default_device()
     generator = torch.Generator().manual_seed(seed)
+    augment_generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
     channels, height, width = images.shape[1:]
-    model = ReferenceCNN(channels, num_classes, config.width, config.feature_dim)
-    _init_weights(model, generator)
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup_steps = max(1, config.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup_steps, 0.5 * (1 + math.cos(math.pi * step / config.steps))),
-    )
-    all_images = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    model = _starting_network(start, network, channels, num_classes, config, generator).to(device).train()
+    optimizer, schedule = _optimiser(model, config)
+    all_images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 until the batch is drawn
     all_labels = torch.from_numpy(labels.astype(np.int64)).to(device)
     batch_size = min(config.batch_size, len(images))
     max_shift_px = max(1, round(min(height, width) * config.max_shift_fraction)) if config.max_shift_fraction else 0
-    order, position = torch.randperm(len(images), generator=generator), 0
-    for _ in range(config.steps):
-        if position + batch_size > len(order):
-            order, position = torch.randperm(len(images), generator=generator), 0
-        index = order[position : position + batch_size].to(device)
-        position += batch_size
-        batch = random_shift(to_float(all_images[index]), max_shift_px, generator)
+    if balanced:
+        batches = _balanced_batches(balanced_weights(all_labels.cpu(), num_classes), batch_size, generator)
+    else:
+        batches = _epoch_batches(len(images), batch_size, generator)
+    steps = tqdm(range(config.steps), desc=progress, disable=progress is None, file=sys.stderr, unit="step",
+                 leave=False, mininterval=1.0)
+    for _ in steps:
+        index = next(batches).to(device)
+        batch = all_images[index] if augment is None else augment(all_images[index], augment_generator)
+        batch = random_shift(to_float(batch), max_shift_px, generator)
         loss = nn.functional.cross_entropy(model(batch), all_labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,39 +150,51 @@ def train_classifier(
     return Classifier(model, config, num_classes, (channels, height, width), seed)
 
 
-def _init_weights(model: nn.Module, generator: torch.Generator) -> None:
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+def _starting_network(start: Classifier | None, network: str, channels: int, num_classes: int,
+                      config: ClassifierConfig, generator: torch.Generator) -> nn.Module:
+    """A copy of `start`'s network to fine-tune, or a fresh `network` initialised from `generator`."""
+    if start is not None:
+        return copy.deepcopy(start.model)
+    model = build_network(network, channels, num_classes, config.width, config.feature_dim)
+    init_weights(model, generator)
+    return model
 
 
-def random_shift(images: torch.Tensor, max_shift_px: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by its own offset in [-max_shift_px, max_shift_px], repeating the border pixels."""
-    if max_shift_px == 0:
-        return images
-    count, _, height, width = images.shape
-    # Repeating the border fills with the background, dark (MNIST) or light (scans) alike.
-    padded = nn.functional.pad(images, (max_shift_px,) * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift_px + 1, (2, count), generator=generator).to(images.device)
-    rows = offsets[0, :, None] + torch.arange(height, device=images.device)  # (N, H)
-    cols = offsets[1, :, None] + torch.arange(width, device=images.device)  # (N, W)
-    batch = torch.arange(count, device=images.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+def _optimiser(model: nn.Module, config: ClassifierConfig):
+    """AdamW, and its rate: a 5% linear warm-up, then cosine decay to 0 at `config.steps`."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup_steps = max(1, config.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup_steps, 0.5 * (1 + math.cos(math.pi * step / config.steps))),
+    )
+    return optimizer, schedule
+
+
+def _check_training_set(images: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
+    if len(images) < 2 or len(images) != len(labels):
+        raise GenaugError(
+            f"classifier training set: {len(images)} images and {len(labels)} labels (expected 2 or more, equal counts)"
+        )
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise GenaugError(f"classifier training set: labels outside 0..{num_classes - 1}")
+
+
+def _epoch_batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches of a fresh permutation per pass; the tail too short for a batch waits for the next pass."""
+    while True:
+        order = torch.randperm(count, generator=generator)
+        for position in range(0, count - batch_size + 1, batch_size):
+            yield order[position : position + batch_size]
+
+
+def _balanced_batches(weights: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    while True:
+        yield torch.multinomial(weights, batch_size, replacement=True, generator=generator)
 
 
 def accuracy(classifier: Classifier, data: LabelledImages) -> float:
     return float((classifier.predict(data.images) == data.labels).mean())
-
-
-def per_class_recall(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> list[float | None]:
-    """Share of each class's images predicted as that class; None for a class with no images."""
-    recalls: list[float | None] = []
-    for label in range(num_classes):
-        mine = labels == label
-        recalls.append(float((predicted[mine] == label).mean()) if mine.any() else None)
-    return recalls
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

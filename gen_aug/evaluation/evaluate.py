@@ -1,66 +1,83 @@
-"""`genaug evaluate`: a real set's train and test splits and a synthesis output, through every metric, into a report."""
+"""`genaug evaluate`: a real train split, a test set and a synthesis output, through every metric, into a report."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gen_aug.evaluation.classifier import ClassifierConfig
-from gen_aug.data import LabelledImages, load_data, parse_spec
+from gen_aug.data import DataSpec, LabelledImages, load_data, parse_spec
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.mixing import check_compatible
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.result import EvaluationResult
 
-REPORT_JSON = "report.json"
 
-
-@dataclass(frozen=True)
-class EvaluationOptions:
-    real: str  # data spec: its train split trains every classifier, its test split (no limit_per_class) tests them
-    synthetic: str  # the folder of a finished `genaug synthesize`
-    report: str | None = None  # report folder; None: the synthetic folder's path + '-report'
-    seeds: tuple[int, ...] = (0, 1, 2)  # one classifier per seed for each of TSTR, real only, real + synthetic
-    steps: int = 1000  # classifier optimiser steps: the same budget for every training set
-    mix_ratio: float = 1.0  # synthetic images added per real training image
-    sample_size: int = 2000  # images per set for Fréchet distance and precision/recall
-    k: int = 3  # neighbours for precision/recall
-    device: str = "auto"  # auto: cuda when visible
-    real_share: float | None = None  # real images repeated to about this share of real + synthetic; None: once
-
-    def classifier(self) -> ClassifierConfig:
-        return dataclasses.replace(ClassifierConfig(), steps=self.steps)
-
-    def report_dir(self) -> Path:
-        if self.report is not None:
-            return Path(self.report)
-        if "://" in self.synthetic:
-            raise GenaugError(f"--synthetic {self.synthetic!r}: a URI (expected --report DIR for the report's folder)")
-        return Path(self.synthetic.rstrip("/") + "-report")
+# Options that pick a subset of the train split (the test split is taken whole); those the data spec has.
+TRAIN_SUBSET_OPTIONS = ("limit_per_class", "class_fraction")
 
 
 def real_splits(spec: str) -> tuple[LabelledImages, LabelledImages]:
-    """(train, test) of a data spec: the test split keeps resolution and channels but not limit_per_class."""
+    """(train, test) of a data spec: the test split keeps resolution and channels but not the train subset options."""
+    parsed = _train_spec(spec)
+    whole = {field.name: None for field in dataclasses.fields(parsed) if field.name in TRAIN_SUBSET_OPTIONS}
+    return load_data(parsed), load_data(dataclasses.replace(parsed, split="test", **whole))
+
+
+def _train_spec(spec: str) -> DataSpec:
     parsed = parse_spec(spec)
     if parsed.split != "train":
         raise GenaugError(
             f"--real {spec!r}: split={parsed.split} (expected the train split; its test split is the test set)"
         )
-    return load_data(parsed), load_data(dataclasses.replace(parsed, split="test", limit_per_class=None))
+    return parsed
+
+
+def evaluation_sets(options: EvaluationOptions) -> tuple[LabelledImages, LabelledImages]:
+    """(train, test): --real's train split, and --test or, without it, --real's test split."""
+    if options.test is None:
+        return real_splits(options.real)
+    train = load_data(_train_spec(options.real))
+    return train, load_test_set(options.test, train)
+
+
+def load_test_set(spec: str, train: LabelledImages) -> LabelledImages:
+    """The images of data spec `spec`, once they are known to have the classes and image shape of `train`."""
+    test = load_data(spec)
+    check_compatible(train, test, f"--test {spec!r}", "--real's train split's", "; ?resolution=R&channels=C converts")
+    return test
+
+
+def _check_device(device: str) -> None:
+    """Before any data is read: a CUDA device asked for must be there."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GenaugError("--device cuda: no CUDA device is visible (expected --device cpu or auto)")
 
 
 def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
     """What decides a report's numbers: a report.json with the same inputs need not be computed again."""
-    return {
+    inputs = {
         "real": options.real,
         "synthetic_manifest_sha256": manifest_sha256,
         "seeds": list(options.seeds),
-        "classifier": dataclasses.asdict(options.classifier()),
+        "classifier": dataclasses.asdict(options.classifier_config()),
+        "network": options.classifier,
+        "arms": list(options.arms),
+        "metric": options.metric,
+        "mix": options.mix,
         "mix_ratio": options.mix_ratio,
         "real_share": options.real_share,
+        "policy": options.policy,
+        "flip": options.flip,
         "sample_size": options.sample_size,
         "k": options.k,
     }
+    if options.test is not None:  # absent without --test, so the reports from before --test still match
+        inputs["test"] = options.test
+    return inputs
 
 
 def manifest_sha256(out: str) -> str:
@@ -73,29 +90,30 @@ def manifest_sha256(out: str) -> str:
     return hashlib.sha256(location.read(MANIFEST)).hexdigest()
 
 
-def evaluate(options: EvaluationOptions, log: Callable[[str], None] = lambda message: None) -> tuple[dict, Path]:
-    """Every metric of the synthetic output against the real splits, written as a report; returns (result, folder)."""
-    from gen_aug.evaluation.metrics import evaluate_images
+def evaluate(
+    options: EvaluationOptions, log: Callable[[str], None] = lambda message: None
+) -> tuple[EvaluationResult, Path]:
+    """Every metric of the synthetic output against the real sets, written as a report; returns (result, folder)."""
+    from gen_aug.evaluation.measure import evaluate_images
+    from gen_aug.evaluation.report import REPORT_JSON, write_report
     from gen_aug.synthesis.reader import load_synthetic
-    from gen_aug.evaluation.report import write_report
 
-    if not options.seeds:
-        raise GenaugError("--seeds: none given (expected one or more whole numbers, e.g. 0,1,2)")
+    if options.real is None or options.synthetic is None:
+        raise GenaugError(
+            f"evaluation: real = {options.real!r}, synthetic = {options.synthetic!r} "
+            "(expected a data spec and the folder of a finished genaug synthesize)"
+        )
+    _check_device(options.device)
     report_dir = options.report_dir()
     _check_report_outside(report_dir, options.synthetic)
-    real_train, real_test = real_splits(options.real)
+    real_train, real_test = evaluation_sets(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
     synthetic = load_synthetic(options.synthetic, real_train.class_names)
     log(f"{len(synthetic.images):,} synthetic images read, every shard as its manifest says")
-    result = evaluate_images(
-        real_train, real_test, synthetic, seeds=options.seeds, config=options.classifier(),
-        mix_ratio=options.mix_ratio, real_share=options.real_share, sample_size=options.sample_size, k=options.k,
-        device=None if options.device == "auto" else options.device, log=log,
-    )
-    result["inputs"] = inputs
+    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, options, log=log), inputs=inputs)
     # A stale report.json beside new figures would vouch for them: it goes first, the new one comes last.
     (report_dir / REPORT_JSON).unlink(missing_ok=True)
-    write_report(result, report_dir, real=real_test, synthetic=synthetic)
+    write_report(result, report_dir, real=real_test, synthetic=synthetic, real_train=real_train)
     return result, report_dir
 
 
@@ -109,28 +127,26 @@ def _check_report_outside(report_dir: Path, synthetic: str) -> None:
         )
 
 
-def describe_evaluation(result: dict, report_dir: Path) -> str:
-    """The summary `genaug evaluate` prints: one line per metric, the report's path first."""
-    from gen_aug.evaluation.report import repeats_note
+def describe_evaluation(result: EvaluationResult, report_dir: Path) -> str:
+    """The summary `genaug evaluate` prints: the report's path, the image metrics, one line per arm, the verdicts."""
+    from gen_aug.evaluation.wording import arm_line, memorisation_line, verdict_lines
 
-    def mean_std(summary: dict) -> str:
-        return f"{100 * summary['accuracy_mean']:.1f}% ± {100 * summary['accuracy_std']:.1f}"
-
-    seeds = len(result["settings"]["seeds"])
-    frechet, quality, augmentation = result["frechet_distance"], result["precision_recall"], result["augmentation"]
-    baseline = quality["real_train_vs_test"]
-    return "\n".join([
+    frechet, quality = result.frechet_distance, result.precision_recall
+    baseline = quality.real_train_vs_test
+    lines = [
         f"report           {report_dir / 'report.md'}",
-        f"reference        {100 * result['reference_classifier']['test_accuracy']:.1f}% accuracy on real test",
-        f"consistency      {100 * result['class_consistency']['overall']:.1f}% of synthetic images classified as "
+        f"reference        {100 * result.reference_classifier.test_accuracy:.1f}% accuracy on real test",
+        f"consistency      {100 * result.class_consistency.overall:.1f}% of synthetic images classified as "
         "their class",
-        f"Fréchet          {frechet['overall']:.3g} real test vs synthetic (real train vs test: "
-        f"{frechet['real_train_vs_test']:.3g})",
-        f"precision/recall {quality['precision']:.3f} / {quality['recall']:.3f} (real train vs test: "
-        f"{baseline['precision']:.3f} / {baseline['recall']:.3f})",
-        f"TSTR             {mean_std(result['tstr'])} trained on synthetic only ({seeds} seeds)",
-        f"real only        {mean_std(augmentation['real_only'])}",
-        f"real + synthetic {mean_std(augmentation['real_plus_synthetic'])} "
-        f"(+{augmentation['synthetic_images_added']:,} images{repeats_note(augmentation)}): "
-        f"{augmentation['gain_points']:+.2f} points",
-    ])
+        f"Fréchet          {frechet.overall:.3g} real test vs synthetic (real train vs test: "
+        f"{frechet.real_train_vs_test:.3g})",
+        f"precision/recall {quality.precision:.3f} / {quality.recall:.3f} (real train vs test: "
+        f"{baseline.precision:.3f} / {baseline.recall:.3f})",
+    ]
+    if result.memorisation is not None:
+        lines.append(f"memorisation     {memorisation_line(result.memorisation)}")
+    metric = result.settings.metric
+    lines += [f"{'TSTR':<16} {arm_line(result.tstr, metric)}"]
+    lines += [f"{arm.name:<16} {arm_line(arm, metric)}" for arm in result.arms]
+    lines += [f"verdict          {line}" for line in verdict_lines(result)]
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""An evaluation's arms: one training set and recipe each, the same classifier, budget and seeds, tested on real.
+
+real: real train with the light default shift. classical: the same with strong torchvision
+augmentation on the fly. synthetic: real + synthetic as the mix says. classical+synthetic: both.
+top-up: real + synthetic filling every class to the largest class's real count, nothing more.
+pretrain: synthetic for half the steps, then real for the other half. reweighted: real train
+drawn class-balanced. The classical arms draw class-balanced too where their set is imbalanced.
+TSTR (synthetic only) is run the same way. Every arm is paired by seed with real and classical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from gen_aug.data import LabelledImages
+from gen_aug.evaluation.augment import ClassicalAugment
+from gen_aug.evaluation.classifier import REFERENCE_SEED, ClassifierConfig, train_classifier
+from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
+from gen_aug.evaluation.options import METRICS, EvaluationOptions
+from gen_aug.evaluation.result import ArmSummary, Mixing, Score
+from gen_aug.evaluation.scores import per_class_recall, scores
+from gen_aug.evaluation.statistics import paired_difference
+
+POLICY_NAMES = {"trivialaugment": "TrivialAugmentWide", "randaugment": "RandAugment"}
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    name: str
+    train: LabelledImages  # the set it trains on (or fine-tunes on, after `pretrain`)
+    training: str  # the same in words, for the report
+    classical: bool = False  # strong classical augmentation on the fly
+    balanced: bool = False  # class-balanced batches
+    pretrain: LabelledImages | None = None  # trained on for half the steps first
+
+
+def plan_arms(
+    names: Sequence[str], real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions
+) -> tuple[list[ArmPlan], Mixing]:
+    """The plans of the named arms, in order, and the mix the synthetic arms use."""
+    mixing = mixing_record(real_train, synthetic, options.mix_ratio, options.mix, options.real_share)
+    mixed = mix_real_synthetic(real_train, synthetic, options.mix_ratio, seed=REFERENCE_SEED,
+                               real_share=options.real_share, mix=options.mix)
+    topped = mix_real_synthetic(real_train, synthetic, 0.0, seed=REFERENCE_SEED, mix="balance")
+    real_words = f"real train ({len(real_train.images):,} images)"
+    mixed_words = (f"real train{f' x{mixing.real_repeats}' if mixing.real_repeats > 1 else ''} + "
+                   f"{mixing.synthetic_images_added:,} synthetic ({mixing.mix} mix, ratio {mixing.ratio:g})")
+    strong = f"{POLICY_NAMES[options.policy]} + random resized crop{' + flips' if options.flip else ''}"
+    plans = {
+        "real": ArmPlan("real", real_train, real_words),
+        "classical": _classical(ArmPlan("classical", real_train, real_words), strong),
+        "synthetic": ArmPlan("synthetic", mixed, mixed_words),
+        "classical+synthetic": _classical(ArmPlan("classical+synthetic", mixed, mixed_words), strong),
+        "top-up": ArmPlan("top-up", topped, f"real train + {len(topped.images) - len(real_train.images):,} "
+                          "synthetic, every class filled to the largest class's real count"),
+        "pretrain": ArmPlan("pretrain", real_train, f"{len(synthetic.images):,} synthetic, then {real_words}, "
+                            "half the steps each", pretrain=synthetic),
+        "reweighted": ArmPlan("reweighted", real_train, f"{real_words}, class-balanced", balanced=True),
+    }
+    return [plans[name] for name in names], mixing
+
+
+def _classical(plan: ArmPlan, strong: str) -> ArmPlan:
+    balanced = is_imbalanced(plan.train.class_counts())
+    words = f"{plan.training}, {strong}{', class-balanced' if balanced else ''}"
+    return dataclasses.replace(plan, training=words, classical=True, balanced=balanced)
+
+
+def tstr_plan(synthetic: LabelledImages) -> ArmPlan:
+    """Train on synthetic, test on real: the classification accuracy score of the synthetic set."""
+    return ArmPlan("tstr", synthetic, f"synthetic only ({len(synthetic.images):,} images)")
+
+
+def run_arm(
+    plan: ArmPlan,
+    test: LabelledImages,
+    config: ClassifierConfig,
+    options: EvaluationOptions,
+    device=None,
+    progress: bool = True,
+) -> ArmSummary:
+    """One classifier per seed trained as `plan` says, each scored on `test`; differences are added by `pair_arms`."""
+    augment = ClassicalAugment(options.policy, options.flip) if plan.classical else None
+    runs, recalls = [], []
+    for seed in options.seeds:
+        common = dict(seed=seed, device=device, network=options.classifier, augment=augment, balanced=plan.balanced)
+        start, budget = None, config
+        if plan.pretrain is not None:
+            half = dataclasses.replace(config, steps=max(1, config.steps // 2))
+            start = train_classifier(plan.pretrain.images, plan.pretrain.labels, test.num_classes, half,
+                                     progress=f"{plan.name} (synthetic) seed {seed}" if progress else None, **common)
+            budget = dataclasses.replace(config, steps=max(1, config.steps - half.steps))
+        trained = train_classifier(plan.train.images, plan.train.labels, test.num_classes, budget, start=start,
+                                   progress=f"{plan.name} seed {seed}" if progress else None, **common)
+        probabilities = trained.predict_proba(test.images)
+        runs.append(scores(probabilities, test.labels))
+        recalls.append(per_class_recall(probabilities.argmax(axis=1), test.labels, test.num_classes))
+    counts = plan.train.class_counts()
+    recall_mean, recall_std = _column_stats(recalls)
+    return ArmSummary(
+        name=plan.name, training=plan.training, train_images=len(plan.train.images),
+        class_counts=tuple(counts.tolist()), sampled_shares=sampled_shares(counts, plan.balanced),
+        pretrain_images=0 if plan.pretrain is None else len(plan.pretrain.images),
+        **{metric: _score([run[metric] for run in runs]) for metric in METRICS},
+        per_class_recall_mean=recall_mean, per_class_recall_std=recall_std,
+    )
+
+
+def sampled_shares(class_counts: np.ndarray, balanced: bool) -> tuple[float, ...]:
+    """Each class's share of the batches: its share of the images, or an equal share of every class present."""
+    drawn = (np.asarray(class_counts) > 0) if balanced else np.asarray(class_counts)
+    return tuple((drawn / drawn.sum()).tolist())
+
+
+def pair_arms(arms: Sequence[ArmSummary], baselines: Sequence[ArmSummary]) -> list[ArmSummary]:
+    """Each arm with its paired differences to every baseline (real, classical) but itself, every metric."""
+    paired = []
+    for arm in arms:
+        differences = tuple(
+            paired_difference(arm.score(metric).per_seed, base.score(metric).per_seed, to=base.name, metric=metric)
+            for base in baselines if base.name != arm.name for metric in METRICS
+        )
+        paired.append(dataclasses.replace(arm, differences=differences))
+    return paired
+
+
+def run_arms(
+    real_train: LabelledImages,
+    synthetic: LabelledImages,
+    real_test: LabelledImages,
+    options: EvaluationOptions,
+    config: ClassifierConfig,
+    *,
+    device=None,
+    log: Callable[[str], None] = lambda message: None,
+    progress: bool = True,
+) -> tuple[ArmSummary, Mixing, tuple[ArmSummary, ...]]:
+    """(TSTR, the mix, every arm of `options.arms`), each arm paired with real and classical."""
+    plans, mixing = plan_arms(options.arms, real_train, synthetic, options)
+    summaries = []
+    for plan in [tstr_plan(synthetic), *plans]:
+        log(f"arm {plan.name}: {plan.training} ({len(options.seeds)} seeds)")
+        summaries.append(run_arm(plan, real_test, config, options, device, progress))
+    baselines = [arm for arm in summaries[1:] if arm.name in ("real", "classical")]
+    tstr, *arms = pair_arms(summaries, baselines)
+    return tstr, mixing, tuple(arms)
+
+
+def _score(values: list[float | None]) -> Score:
+    """Mean and sample standard deviation (0 for one seed) of the defined values; None when none is."""
+    known = np.array([v for v in values if v is not None], dtype=float)
+    if not len(known):
+        return Score(mean=None, std=None, per_seed=tuple(values))
+    return Score(mean=float(known.mean()), std=float(known.std(ddof=1 if len(known) > 1 else 0)),
+                 per_seed=tuple(values))
+
+
+def _column_stats(rows: list[list[float | None]]) -> tuple[tuple[float | None, ...], tuple[float | None, ...]]:
+    """Per-class mean and standard deviation over seeds of (seeds, classes) values; None for a class without test images.
+
+    Such a class is None in every seed's row (the test set is the same), so its column is all NaN.
+    """
+    table = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    return _tuple(table.mean(axis=0)), _tuple(table.std(axis=0, ddof=1 if len(table) > 1 else 0))
+
+
+def _tuple(values: np.ndarray) -> tuple[float | None, ...]:
+    return tuple(None if np.isnan(v) else float(v) for v in values)

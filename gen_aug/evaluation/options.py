@@ -1,0 +1,78 @@
+"""The options of an evaluation, once: `genaug evaluate` builds them from flags, a job's [evaluate] section from keys.
+
+It imports no torch, so the command line and job files can read the defaults without loading it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from gen_aug.checks import NOT_IN_JOB, require
+from gen_aug.errors import GenaugError
+
+if TYPE_CHECKING:
+    from gen_aug.evaluation.classifier import ClassifierConfig
+
+# Every arm trains the same classifier for the same steps on its own training set; see arms.py.
+ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted")
+DEFAULT_ARMS = ("real", "classical", "synthetic", "classical+synthetic")
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+CLASSIFIERS = ("small-cnn", "resnet18")
+MIXES = ("proportional", "balance")
+POLICIES = ("trivialaugment", "randaugment")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationOptions:
+    real: str | None = None  # data spec whose train split trains every classifier; None in a job: the [data] spec
+    test: str | None = None  # data spec of the test set (real's classes and image shape); None: real's test split
+    synthetic: str | None = dataclasses.field(default=None, metadata=NOT_IN_JOB)  # a finished `genaug synthesize`
+    report: str | None = None  # report folder; None: the synthetic folder's path + '-report' (in a job: <out>/report)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # one classifier per seed for each arm; arms are paired by seed
+    steps: int = 1000  # classifier optimiser steps, the same for every training set
+    arms: tuple[str, ...] = DEFAULT_ARMS  # training sets compared, each against `real` (and `classical`)
+    classifier: Literal["small-cnn", "resnet18"] = "small-cnn"  # every arm's network (the judge is the small CNN)
+    metric: Literal["accuracy", "balanced_accuracy", "macro_f1", "auc"] = "accuracy"  # the verdict's metric
+    mix: Literal["proportional", "balance"] = "proportional"  # synthetic per class: ratio x real, or fill to largest
+    mix_ratio: float = 1.0  # proportional: synthetic per real image; balance: beyond the largest class, per its image
+    real_share: float | None = None  # real images repeated to about this share of real + synthetic; None: once
+    policy: Literal["trivialaugment", "randaugment"] = "trivialaugment"  # the classical arms' torchvision policy
+    flip: bool = False  # classical arms flip images left-right: only where the domain allows it
+    sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
+    k: int = 3  # neighbours for precision/recall
+    device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
+
+    def __post_init__(self):
+        require(len(self.seeds) >= 1 and min(self.seeds) >= 0, "seeds", list(self.seeds), "one or more seeds >= 0")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", list(self.seeds), "each seed once")
+        for key in ("steps", "k"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
+        require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
+        require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
+        require(all(arm in ARMS for arm in self.arms) and len(set(self.arms)) == len(self.arms), "arms",
+                list(self.arms), f"each at most once of {', '.join(ARMS)}")
+        require("real" in self.arms, "arms", list(self.arms), "'real' among them: every arm is paired with it")
+        require(self.classifier in CLASSIFIERS, "classifier", self.classifier, " or ".join(CLASSIFIERS))
+        require(self.metric in METRICS, "metric", self.metric, ", ".join(METRICS))
+        require(self.mix in MIXES, "mix", self.mix, " or ".join(MIXES))
+        require(self.policy in POLICIES, "policy", self.policy, " or ".join(POLICIES))
+        if self.real_share is not None:
+            require(0 < self.real_share < 1, "real_share", self.real_share, "a fraction between 0 and 1")
+            # Repeating the real images would undo the class balance the balance mix sets up.
+            require(self.mix == "proportional", "real_share", self.real_share, "none with mix = 'balance'")
+
+    def classifier_config(self) -> ClassifierConfig:
+        """The ClassifierConfig every training set gets (the reference classifier of --min-confidence too)."""
+        from gen_aug.evaluation.classifier import ClassifierConfig
+
+        return ClassifierConfig(steps=self.steps)
+
+    def report_dir(self) -> Path:
+        if self.report is not None:
+            return Path(self.report)
+        if "://" in self.synthetic:
+            raise GenaugError(f"--synthetic {self.synthetic!r}: a URI (expected --report DIR for the report's folder)")
+        return Path(self.synthetic.rstrip("/") + "-report")

@@ -1,0 +1,102 @@
+"""An evaluation's numbers in words: one formatting for the printed summary and report.md."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gen_aug.evaluation.result import ArmSummary, Difference, EvaluationResult, Memorisation, Score
+from gen_aug.evaluation.statistics import CONFIDENCE, mean_interval
+
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
+                "auc": "ROC AUC"}
+SYNTHETIC_ARMS = ("synthetic", "classical+synthetic", "top-up", "pretrain")  # the arms whose verdicts are the answer
+SMALL_TEST_SET = 1000  # below this many test images, the summary says what one image is worth
+CLOSER_PRIOR = 0.01  # an arm this much closer (total variation) to the test shares than real train gains a caveat
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def score_text(score: Score | None) -> str:
+    """'93.8% ± 0.7': the mean over seeds and the half-width of its 95% interval, in points ('93.8%' for one seed)."""
+    if score is None or score.mean is None:
+        return "n/a"
+    interval = mean_interval(score.per_seed)
+    if interval is None:
+        return percent(score.mean)
+    return f"{percent(score.mean)} ± {100 * (interval[1] - interval[0]) / 2:.1f}"
+
+
+def difference_text(difference: Difference | None) -> str:
+    """'+1.20 [+0.31, +2.09]': mean paired difference in points and its 95% interval."""
+    if difference is None or difference.mean_points is None:
+        return "n/a"
+    if difference.low_points is None:
+        return f"{difference.mean_points:+.2f}"
+    return f"{difference.mean_points:+.2f} [{difference.low_points:+.2f}, {difference.high_points:+.2f}]"
+
+
+def arm_line(arm: ArmSummary, metric: str) -> str:
+    """'97.9% ± 0.7 balanced accuracy; vs real +0.10 [-0.50, +0.70] no detectable effect; vs classical ...'."""
+    parts = [f"{score_text(arm.score(metric))} {METRIC_NAMES[metric]}"]
+    for to in ("real", "classical"):
+        difference = arm.difference(to, metric)
+        if difference is not None:
+            parts.append(f"vs {to} {difference_text(difference)} {difference.verdict}")
+    return "; ".join(parts)
+
+
+def verdict_lines(result: EvaluationResult) -> list[str]:
+    """Each synthetic arm's verdict against real and classical, then what the reader must weigh them with."""
+    metric, seeds = result.settings.metric, len(result.settings.seeds)
+    lines = []
+    for arm in result.arms:
+        if arm.name not in SYNTHETIC_ARMS:
+            continue
+        judged = [(to, arm.difference(to, metric)) for to in ("real", "classical")]
+        said = [f"vs {to}: {d.verdict} ({difference_text(d)} points)" for to, d in judged if d is not None]
+        lines.append(f"{arm.name} {'; '.join(said)}")
+    if lines:
+        interval = f"{CONFIDENCE:.0%} interval over {seeds} seeds" if seeds > 1 else "one seed: no interval, no verdict"
+        lines.insert(0, f"{METRIC_NAMES[metric]}, paired by seed ({interval}); 'helps' and 'hurts' need the "
+                        "whole interval on one side of 0")
+    return lines + caveats(result)
+
+
+def caveats(result: EvaluationResult) -> list[str]:
+    """A shift of class prior an arm could gain from, and the worth of one test image on a small test set."""
+    prior, lines = result.prior, []
+    if prior is None:
+        return lines
+    test = np.array(prior.real_test)
+    real_distance = _distance(prior.real_train, test)
+    closer = [arm.name for arm in result.arms
+              if arm.sampled_shares and _distance(arm.sampled_shares, test) < real_distance - CLOSER_PRIOR]
+    if prior.shifted and closer:
+        lines.append(
+            f"test class shares differ from train's (total variation {prior.distance:.2f}); {', '.join(closer)} "
+            "train on shares nearer the test set's, so part of their difference can come from the class prior "
+            "alone, not from the images"
+        )
+    if result.data.real_test.images < SMALL_TEST_SET:
+        lines.append(
+            f"{result.data.real_test.images} test images: one is worth {prior.points_per_test_image:.2f} accuracy "
+            f"points, up to {prior.points_per_rarest_test_image:.2f} balanced-accuracy points"
+        )
+    return lines
+
+
+def _distance(shares, other: np.ndarray) -> float:
+    return float(np.abs(np.array(shares) - other).sum() / 2)
+
+
+def memorisation_line(found: Memorisation) -> str:
+    """'2.4% (features), 0.3% (pixels) of 2,000 synthetic images ... (real test images: 4.8%, 3.1%)'."""
+    features, pixels = found.features, found.pixels
+    return (
+        f"{percent(features.share_below)} (features), {percent(pixels.share_below)} (pixels) of "
+        f"{found.synthetic_images:,} synthetic images are as near a real train image as the nearest "
+        f"{found.percentile:g}% of train-to-train neighbours (real test images: "
+        f"{percent(features.real_test_share_below)}, {percent(pixels.real_test_share_below)})"
+    )
