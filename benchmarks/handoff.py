@@ -23,30 +23,35 @@ from pathlib import Path
 
 import torch
 
-from gen_aug.synthesis import driver as synth, handoff
 from gen_aug.bench import BenchOptions, _sample_images, _untrained_snapshot, machine_description
+from gen_aug.checkpoint import load_snapshot
 from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.settings import JobSettings
+from gen_aug.synthesis.worker import ShardWorker
 
-READY_SHARD: torch.Tensor | None = None
 
+class ReadyShard:
+    """Stands in for the worker's generator: its output without its cost."""
 
-def copy_ready_shard(model, seed, indices, labels, device, out=None):
-    """Stands in for generate_uint8: the generator's output without its cost."""
-    return out.copy_(READY_SHARD[: len(out)])
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def fill(self, shard, out):
+        out.copy_(self.images[: len(out)])
+        return None, None
 
 
 def ready_shard(snapshot_path: str, rows: int) -> torch.Tensor:
     """`rows` images of the model, so that they compress as synthesis output does: its first 2,048, repeated."""
-    from gen_aug.checkpoint import load_snapshot
-
     snapshot = load_snapshot(snapshot_path)
     images = torch.from_numpy(_sample_images(snapshot.model, snapshot.meta))
     return images.repeat(-(-rows // len(images)), 1, 1, 1)[:rows].contiguous()
 
 
-def time_kind(snapshot: bytes, settings: dict, out_dir: str, processes: int, shards: int) -> float:
+def time_kind(snapshot: bytes, settings: JobSettings, ready: ReadyShard, out_dir: str, kind: str, processes: int,
+              shards: int) -> float:
     """Images/s of one worker writing `shards` shards after a warm-up of one shard per encoder."""
-    worker = synth.ShardWorker(snapshot, settings, out_dir, processes, 1)
+    worker = ShardWorker(snapshot, settings, out_dir, processes, 1, images=ready, handoff=kind)
     try:
         with ThreadPoolExecutor(worker.describe()["shards_in_flight"]) as calls:
             list(calls.map(worker.run_shard, range(max(1, processes))))
@@ -55,11 +60,10 @@ def time_kind(snapshot: bytes, settings: dict, out_dir: str, processes: int, sha
             seconds = time.perf_counter() - started
     finally:
         worker.close()
-    return shards * settings["plan"]["shard_size"] / seconds
+    return shards * settings.plan.shard_size / seconds
 
 
 def main() -> None:
-    global READY_SHARD
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--format", default="raw", choices=["raw", "parquet", "png"])
     parser.add_argument("--resolution", type=int, default=28)
@@ -73,20 +77,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="handoff-"))
     snapshot_path = _untrained_snapshot(BenchOptions(resolution=args.resolution, channels=args.channels), work)
     snapshot = Path(snapshot_path).read_bytes()
-    READY_SHARD = ready_shard(snapshot_path, args.shard_size)
-    synth.generate_uint8 = copy_ready_shard
+    ready = ReadyShard(ready_shard(snapshot_path, args.shard_size))
     plan = make_plan(tuple(str(c) for c in range(10)), n=args.shards * args.shard_size, shard_size=args.shard_size)
-    settings = {"plan": plan.to_dict(), "format": args.format, "device": "cpu", "filter": None}
-    synth._node_ip = lambda: "127.0.0.1"  # no Ray here: the worker runs in this process
-    headroom = handoff.SHARED_MEMORY_HEADROOM
+    settings = JobSettings(plan, args.format, load_snapshot(snapshot_path).sha256, "cpu", 256)
     kinds = {"in process": 0, "shared memory": args.processes, "pipe": args.processes}
     rates: dict[str, list[float]] = {kind: [] for kind in kinds}
     for round_idx in range(args.rounds):
         for kind, processes in kinds.items():
-            # A headroom no tmpfs has makes the worker fall back to the pipe.
-            handoff.SHARED_MEMORY_HEADROOM = 10**15 if kind == "pipe" else headroom
             out_dir = str(work / f"{kind.replace(' ', '-')}-{round_idx}")
-            rates[kind].append(time_kind(snapshot, settings, out_dir, processes, args.shards))
+            rates[kind].append(time_kind(snapshot, settings, ready, out_dir, kind, processes, args.shards))
     machine = machine_description()
     print(f"{machine['processor']}, {machine['cores']} cores; {args.format} {args.resolution}x{args.resolution}"
           f"x{args.channels}, {args.shards} shards of {args.shard_size}, {args.processes} encoder process(es)")

@@ -137,8 +137,8 @@ def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
 
 
 def one_worker_generator_rounds(model: torch.nn.Module, device: torch.device, seconds: float) -> list:
-    """Generator rounds timed with this process's torch threads set as one worker's are (see synth)."""
-    from gen_aug.synthesis.driver import TORCH_THREADS_PER_CPU_WORKER
+    """Generator rounds timed with this process's torch threads set as one worker's are (see the scheduler)."""
+    from gen_aug.synthesis.scheduler import TORCH_THREADS_PER_CPU_WORKER
 
     threads_before = torch.get_num_threads()
     if device.type == "cpu":
@@ -192,12 +192,13 @@ def _sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
 
 def _encode_round(sample: np.ndarray, class_names: list, image_format: str, out_dir: str, round_idx: int) -> int:
     """Encode and write the sample as one shard, exactly as an encoder does; returns images written."""
+    from gen_aug.synthesis.formats import get_format, write_shard
     from gen_aug.synthesis.plan import make_plan
-    from gen_aug.synthesis.formats import write_shard
     from gen_aug.synthesis.storage import open_location
 
     plan = make_plan(tuple(class_names), n=len(sample), shard_size=len(sample), seed=round_idx)
-    write_shard(open_location(os.path.join(out_dir, str(round_idx))), plan, plan.shard(0), sample, image_format)
+    location = open_location(os.path.join(out_dir, str(round_idx)))
+    write_shard(location, plan, plan.shard(0), sample, get_format(image_format))
     return len(sample)
 
 

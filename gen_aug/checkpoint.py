@@ -71,23 +71,48 @@ def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -
         raise GenaugError(f"{where}: no such file (expected the model.safetensors that genaug train writes)")
     payload = path.read_bytes()
     meta = read_snapshot_meta(payload, where)
+    if not isinstance(meta.get("config"), dict):
+        raise GenaugError(f"{where}: metadata has no model config (expected a snapshot written by genaug train)")
     try:
         tensors = load_safetensors(payload)
     except Exception as error:  # safetensors raises its own error type for every malformed file
         raise GenaugError(f"{where}: not a readable safetensors file, or truncated ({error})") from None
-    if not isinstance(meta.get("config"), dict):
-        raise GenaugError(f"{where}: metadata has no model config (expected a snapshot written by genaug train)")
-    try:
-        model = build_model(meta["family"], meta["config"])
-    except GenaugError as error:
-        raise GenaugError(f"{where}: {error}") from None
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        raise GenaugError(f"{where}: its weights do not fit a {meta['family']} model of its config ({first_line})") from None
+    _check_shapes(payload, meta, where)
+    model = build_model(meta["family"], meta["config"])
+    model.load_state_dict(tensors, strict=True)
     model.to(device).eval().requires_grad_(False)
     return Snapshot(model, meta, hashlib.sha256(payload).hexdigest())
+
+
+def _check_shapes(payload: bytes, meta: dict, where: str) -> None:
+    """The model the config describes, built on the meta device (no memory), must have the file's tensor shapes.
+
+    So a crafted config (a width of 4,000, a million classes) is refused before anything of its size is allocated.
+    """
+    from gen_aug.models import build_model
+
+    try:
+        with torch.device("meta"):
+            expected = {name: list(t.shape) for name, t in build_model(meta["family"], meta["config"]).state_dict().items()}
+    except GenaugError as error:
+        raise GenaugError(f"{where}: {error}") from None
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:
+        raise GenaugError(f"{where}: its config builds no model ({str(error).splitlines()[0][:200]})") from None
+    (header_bytes,) = struct.unpack("<Q", payload[:8])
+    header = json.loads(payload[8 : 8 + header_bytes])
+    found = {name: entry.get("shape") for name, entry in header.items() if name != "__metadata__"}
+    if found != expected:
+        name = next(iter(sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))))
+        raise GenaugError(
+            f"{where}: its weights do not fit a {meta['family']} model of its config ({name}: shape "
+            f"{found.get(name)} in the file, {expected.get(name)} for the config)"
+        )
+    names = meta.get("class_names")
+    num_classes = meta["config"].get("num_classes")
+    if not isinstance(names, list) or len(names) != num_classes or not all(isinstance(n, str) for n in names):
+        raise GenaugError(
+            f"{where}: class_names {str(names)[:60]} for {num_classes} classes (expected one name per class)"
+        )
 
 
 def read_snapshot_meta(payload: bytes, where: str) -> dict:

@@ -48,7 +48,8 @@ import threading
 import ray
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
 print("ready", flush=True)

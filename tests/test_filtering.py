@@ -14,12 +14,14 @@ from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST, verify
-from gen_aug.evaluation.metrics import REFERENCE_SEED
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.verify import verify
+from gen_aug.evaluation.classifier import REFERENCE_SEED
 from gen_aug.synthesis.plan import make_plan
 from gen_aug.synthesis.reader import SyntheticImages
 from gen_aug.sampling import generate_uint8
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
@@ -44,7 +46,7 @@ def threshold(judge, digits_snapshot) -> float:
 
 def filtered(digits_snapshot, out, threshold, workers=1, image_format="parquet") -> dict:
     return synthesize(SynthesisOptions(
-        digits_snapshot, str(out), n=N, shard_size=SHARD_SIZE, seed=SEED, workers=workers, image_format=image_format,
+        digits_snapshot, str(out), n=N, shard_size=SHARD_SIZE, seed=SEED, workers=workers, format=image_format,
         progress=False, min_confidence=threshold, classifier=FAST, data="builtin:digits",
     ))
 

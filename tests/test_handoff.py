@@ -8,14 +8,15 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from gen_aug.synthesis import handoff
 from gen_aug.checkpoint import load_snapshot, save_snapshot
-from gen_aug.synthesis.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
 from gen_aug.models import build_model
+from gen_aug.synthesis import handoff
+from gen_aug.synthesis.formats import FORMATS, write_shard
+from gen_aug.synthesis.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
 from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.formats import write_shard
+from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import open_location
-from gen_aug.synthesis.driver import ShardWorker
+from gen_aug.synthesis.worker import ShardWorker
 
 NAMES = ("cat", "dog", "owl")
 SHM = "/dev/shm"
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs POSIX shar
 def test_an_encoder_process_writes_from_a_slot_the_bytes_of_the_array_itself(tmp_path):
     plan = make_plan(NAMES, n=12, shard_size=12, seed=3)
     images = np.random.default_rng(0).integers(0, 256, (12, 1, 8, 8), dtype=np.uint8)
-    direct = write_shard(open_location(str(tmp_path / "direct")), plan, plan.shard(0), images, "raw")
+    direct = write_shard(open_location(str(tmp_path / "direct")), plan, plan.shard(0), images, FORMATS["raw"])
     slots = ShardSlots(2, images.shape)
     context = multiprocessing.get_context("spawn")
     attached = context.Semaphore(0)
@@ -41,7 +42,7 @@ def test_an_encoder_process_writes_from_a_slot_the_bytes_of_the_array_itself(tmp
         record = pool.submit(write_slot_shard, str(tmp_path / "slot"), json.dumps(plan.to_dict()), 0, 1, 12,
                              "raw").result()
     slots.close()
-    assert record["sha256"] == direct["sha256"] and record["rows"] == 12
+    assert record.sha256 == direct.sha256 and record.rows == 12
 
 
 def test_slots_fit_only_where_shared_memory_has_room(monkeypatch):
@@ -59,8 +60,7 @@ def shards_written(tmp_path, name: str, encode_processes: int) -> tuple[list[str
         model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
         save_snapshot(snapshot_path, model, {"class_names": list(NAMES)})
     plan = make_plan(NAMES, n=75, shard_size=10, seed=1)
-    settings = {"plan": plan.to_dict(), "format": "parquet", "device": "cpu", "generation_chunk": 256,
-                "snapshot_sha256": load_snapshot(snapshot_path).sha256}
+    settings = JobSettings(plan, "parquet", load_snapshot(snapshot_path).sha256, "cpu", 256)
     before = set(os.listdir(SHM))
     worker = ShardWorker(snapshot_path.read_bytes(), settings, str(tmp_path / name), encode_processes, 1)
     try:
@@ -71,7 +71,7 @@ def shards_written(tmp_path, name: str, encode_processes: int) -> tuple[list[str
     finally:
         worker.close()
     assert set(os.listdir(SHM)) <= before  # the pool's semaphores went with it
-    return [r["sha256"] for r in sorted(records, key=lambda r: r["shard_idx"])], worker.describe()
+    return [r.sha256 for r in sorted(records, key=lambda r: r.shard_idx)], worker.describe()
 
 
 def test_a_worker_hands_shards_to_processes_through_shared_memory_with_the_same_bytes(tmp_path, monkeypatch):

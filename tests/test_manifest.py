@@ -8,11 +8,13 @@ from click.testing import CliRunner
 from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST, build_manifest, finished_records, verify, write_json
 from gen_aug.models import build_model
+from gen_aug.synthesis.manifest import MANIFEST, build_manifest, finished_records, write_json
 from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import open_location
-from gen_aug.synthesis.driver import ShardWorker
+from gen_aug.synthesis.verify import verify
+from gen_aug.synthesis.worker import ShardWorker
 
 NAMES = ("cat", "dog", "owl")
 
@@ -23,15 +25,14 @@ def write_output(tmp_path, image_format: str) -> tuple:
     model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
     save_snapshot(snapshot_path, model, {"class_names": list(NAMES)})
     plan = make_plan(NAMES, n=25, shard_size=10, seed=1)
-    settings = {"plan": plan.to_dict(), "format": image_format, "snapshot_sha256": load_snapshot(snapshot_path).sha256,
-                "device": "cpu", "generation_chunk": 256}
+    settings = JobSettings(plan, image_format, load_snapshot(snapshot_path).sha256, "cpu", 256)
     out = tmp_path / "out"
     worker = ShardWorker(snapshot_path.read_bytes(), settings, str(out), 1, 1)
     records = [worker.run_shard(shard.shard_idx) for shard in plan.shards()]
     worker.close()
-    manifest = build_manifest(settings, {"sha256": settings["snapshot_sha256"]}, records, {}, [worker.describe()])
+    manifest = build_manifest(settings, {"sha256": settings.snapshot_sha256}, records, {}, [worker.describe()])
     write_json(open_location(str(out)), MANIFEST, manifest)
-    return out, plan
+    return out, settings
 
 
 @pytest.fixture(params=["parquet", "png", "raw"])
@@ -44,7 +45,7 @@ def first_file(out, image_format):
 
 
 def test_a_finished_output_verifies(output):
-    out, plan, image_format = output
+    out, _, image_format = output
     report = verify(str(out))
     assert report.ok and report.shards == 3 and report.images == 25
     manifest = json.loads((out / MANIFEST).read_text())
@@ -104,9 +105,9 @@ def test_no_or_broken_manifest_is_a_one_line_error(tmp_path, content, message):
 
 
 def test_resume_keeps_only_shards_that_still_hash_as_recorded(output):
-    out, plan, image_format = output
+    out, settings, image_format = output
     location = open_location(str(out))
-    assert sorted(finished_records(location, plan, image_format)) == [0, 1, 2]
+    assert sorted(finished_records(location, settings)) == [0, 1, 2]
     path = first_file(out, image_format)
     path.write_bytes(path.read_bytes()[:-1])
-    assert sorted(finished_records(location, plan, image_format)) == [1, 2]
+    assert sorted(finished_records(location, settings)) == [1, 2]

@@ -15,7 +15,8 @@ import torch
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.models import build_model
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
@@ -50,7 +51,7 @@ def formula_snapshot(tmp_path_factory) -> str:
 def test_shard_bytes_are_pinned(ray_local, formula_snapshot, tmp_path, image_format):
     out = tmp_path / image_format
     synthesize(SynthesisOptions(formula_snapshot, str(out), n=60, shard_size=25, seed=5, workers=2,
-                                image_format=image_format, progress=False))
+                                format=image_format, progress=False))
     shards = json.loads((Path(out) / "manifest.json").read_text())["shards"]
     combined = hashlib.sha256("".join(s["sha256"] for s in sorted(shards, key=lambda s: s["shard_idx"])).encode())
     assert combined.hexdigest() == PINNED_SHARDS_SHA256[image_format]

@@ -13,10 +13,12 @@ from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.manifest import MANIFEST
 from gen_aug.synthesis.plan import Plan
-from gen_aug.synthesis.reader import load_synthetic, mix_with_synthetic
+from gen_aug.evaluation.arms import mix_real_synthetic
+from gen_aug.synthesis.reader import SyntheticImages, load_synthetic
 from gen_aug.sampling import generate_uint8
-from gen_aug.synthesis.formats import FORMATS, SyntheticImages
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.formats import FORMATS
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
@@ -27,7 +29,7 @@ JOB = {"n": 30, "shard_size": 8, "seed": 5}  # four shards, the last one short
 def outputs(ray_local, digits_snapshot, tmp_path_factory):
     folder = tmp_path_factory.mktemp("outputs")
     for image_format in FORMATS:
-        synthesize(SynthesisOptions(digits_snapshot, str(folder / image_format), workers=1, image_format=image_format,
+        synthesize(SynthesisOptions(digits_snapshot, str(folder / image_format), workers=1, format=image_format,
                                     progress=False, **JOB))
     return {image_format: folder / image_format for image_format in FORMATS}
 
@@ -82,7 +84,7 @@ def test_load_synthetic_and_mixing_at_a_ratio(outputs):
     assert synthetic.description == f"synthetic:{outputs['png']}"
     names = synthetic.class_names
     real = LabelledImages(np.zeros((20, 1, 8, 8), np.uint8), np.arange(20) % 10, names, "two of each class")
-    mixed = mix_with_synthetic(real, outputs["png"], 1.0)
+    mixed = mix_real_synthetic(real, load_synthetic(outputs["png"], real.class_names), 1.0)
     assert len(mixed.images) == 40 and mixed.class_counts().tolist() == [4] * 10
     assert np.array_equal(mixed.images[:20], real.images)
 

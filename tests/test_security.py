@@ -22,10 +22,12 @@ from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST, verify
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.verify import verify
 from gen_aug.models import build_model
 from gen_aug.synthesis.formats import MAX_PATH_PART_BYTES, class_dirs
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"resolution": 8, "channels": 1, "z_dim": 8, "width": 4}
@@ -120,7 +122,7 @@ def test_class_names_cannot_leave_the_png_output(ray_local, tmp_path, make_snaps
     class_names = tuple(load_snapshot(snapshot).meta["class_names"])
     before = files_outside(tmp_path, tmp_path / "out")
     n = 2 * len(class_names)
-    synthesize(SynthesisOptions(snapshot, str(tmp_path / "out"), n=n, shard_size=5, workers=1, image_format="png",
+    synthesize(SynthesisOptions(snapshot, str(tmp_path / "out"), n=n, shard_size=5, workers=1, format="png",
                                 progress=False))
     assert files_outside(tmp_path, tmp_path / "out") == before
     folders = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir())

@@ -9,19 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from gen_aug.errors import GenaugError
+from gen_aug.synthesis.encoding import decode_png, encode_png, png_parquet_bytes
+from gen_aug.synthesis.formats import FORMATS, MAX_PATH_PART_BYTES, class_dirs, read_shard, safe_path_part, write_shard
 from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.formats import (
-    MAX_PATH_PART_BYTES,
-    class_dirs,
-    decode_png,
-    encode_png,
-    hash_shard,
-    parquet_bytes,
-    png_paths,
-    read_shard,
-    safe_path_part,
-    write_shard,
-)
 from gen_aug.synthesis.storage import TEMP_PREFIX, open_location
 
 NAMES = ("cat", "dog", "owl")
@@ -66,8 +56,8 @@ def test_parquet_shard_is_repeatable_and_huggingface_shaped(tmp_path):
     plan = make_plan(NAMES, n=50, shard_size=20, seed=4)
     shard = plan.shard(1)
     pngs = encode_png(images_for(shard.rows))
-    data = parquet_bytes(plan, shard, pngs)
-    assert data == parquet_bytes(plan, shard, pngs)
+    data = png_parquet_bytes(plan, shard, pngs)
+    assert data == png_parquet_bytes(plan, shard, pngs)
     (tmp_path / "s.parquet").write_bytes(data)
     table = pq.read_table(tmp_path / "s.parquet")
     assert table.column_names == ["image", "label", "class_name", "index", "seed"]
@@ -85,7 +75,7 @@ def test_huggingface_datasets_reads_images_and_class_names(tmp_path):
     datasets = pytest.importorskip("datasets")
     plan = make_plan(NAMES, n=12, shard_size=12)
     images = images_for(12)
-    write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), images, "parquet")
+    write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), images, FORMATS["parquet"])
     loaded = datasets.load_dataset(
         "parquet", data_files=str(tmp_path / "out" / "*.parquet"), split="train", cache_dir=str(tmp_path / "cache")
     )
@@ -103,19 +93,21 @@ def test_written_shards_hash_as_recorded_and_read_back(tmp_path, image_format):
     location = open_location(str(tmp_path / "out"))
     shard = plan.shard(2)
     images = images_for(10)
-    record = write_shard(location, plan, shard, images, image_format)
-    assert (record["start"], record["stop"], record["rows"]) == (20, 30, 10)
-    assert record["class_counts"] == np.bincount(plan.labels(20, 30), minlength=3).tolist()
-    assert hash_shard(location, plan, record, image_format) == (record["sha256"], record["bytes"])
-    got_images, got_labels = read_shard(location, plan, shard, image_format)
+    shard_format = FORMATS[image_format]
+    record = write_shard(location, plan, shard, images, shard_format)
+    assert (record.start, record.stop, record.rows) == (20, 30, 10)
+    assert list(record.class_counts) == np.bincount(plan.labels(20, 30), minlength=3).tolist()
+    contents, sha256, num_bytes = read_shard(location, plan, shard, shard_format)
+    assert (sha256, num_bytes) == (record.sha256, record.bytes)
+    got_images, got_labels = shard_format.decode(plan, shard, contents)
     assert np.array_equal(got_images, images) and np.array_equal(got_labels, plan.labels(20, 30))
     files = location.list_files()
     assert not any(TEMP_PREFIX in f for f in files)
     if image_format in ("parquet", "raw"):
         assert files == ["shard-00002.parquet"]
-        assert record["sha256"] == hashlib.sha256((tmp_path / "out" / files[0]).read_bytes()).hexdigest()
+        assert record.sha256 == hashlib.sha256((tmp_path / "out" / files[0]).read_bytes()).hexdigest()
     else:
-        assert files == sorted(png_paths(plan, shard))
+        assert files == sorted(shard_format.files(plan, shard))
         assert all(f.split("/")[0] in ("a_b", "_..", "c") for f in files)
 
 
@@ -138,7 +130,7 @@ def test_an_output_that_is_a_file_is_refused(tmp_path):
 def test_raw_shard_holds_pixels_that_numpy_reads_directly(tmp_path):
     plan = make_plan(NAMES, n=6, shard_size=6, seed=2)
     images = np.random.default_rng(0).integers(0, 256, (6, 3, 5, 5), dtype=np.uint8)
-    write_shard(open_location(str(tmp_path)), plan, plan.shard(0), images, "raw")
+    write_shard(open_location(str(tmp_path)), plan, plan.shard(0), images, FORMATS["raw"])
     table = pq.read_table(tmp_path / "shard-00000.parquet")
     shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
     assert shape == [3, 5, 5] and table.schema.field("image").type == pa.binary(75)

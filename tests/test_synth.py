@@ -15,16 +15,19 @@ from click.testing import CliRunner
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, verify
+from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST
+from gen_aug.synthesis.storage import TEMP_PREFIX
+from gen_aug.synthesis.verify import verify
 from gen_aug.models import build_model
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ["cat", "dog", "owl"]
 # Long enough (about 2 s of shards on 2 cores) to hit mid-run, short enough for a test.
-MID_RUN_JOB = {"n": "1_200", "shard_size": 50, "seed": 11}
+MID_RUN_JOB = {"n": 1_200, "shard_size": 50, "seed": 11}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,8 @@ def wait_for_done_shards(out: Path, count: int, timeout_s: float = 120) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         done = out / DONE_DIR
-        if done.is_dir() and len([p for p in done.iterdir() if p.suffix == ".json"]) >= count:
+        if done.is_dir() and len([p for p in done.iterdir() if p.suffix == ".json" and
+                                  not p.name.startswith(TEMP_PREFIX)]) >= count:
             return
         time.sleep(0.02)
     raise AssertionError(f"no {count} finished shards in {out} within {timeout_s} s")
@@ -101,7 +105,7 @@ def test_parquet_reads_back_in_pyarrow_ray_data_and_datasets(ray_local, snapshot
 def test_png_output_is_an_image_folder(ray_local, snapshots, tmp_path):
     torchvision = pytest.importorskip("torchvision")
     out = tmp_path / "out"
-    synthesize(SynthesisOptions(snapshots["tiny"], str(out), n=30, shard_size=8, workers=2, image_format="png",
+    synthesize(SynthesisOptions(snapshots["tiny"], str(out), n=30, shard_size=8, workers=2, format="png",
                                 progress=False))
     assert verify(str(out)).ok
     folder = torchvision.datasets.ImageFolder(str(out))
@@ -148,17 +152,19 @@ def genaug_process(*args) -> subprocess.Popen:
 
 
 def mid_run_args(snapshot, out) -> list[str]:
-    return ["synthesize", "--model", snapshot, "--out", str(out), "--n", MID_RUN_JOB["n"],
+    return ["synthesize", "--model", snapshot, "--out", str(out), "--n", "1_200",
             "--shard-size", str(MID_RUN_JOB["shard_size"]), "--seed", str(MID_RUN_JOB["seed"])]
 
 
-def test_ctrl_c_then_resume_equals_a_clean_run(ray_local, clean_run, snapshots, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_then_resume_equals_a_clean_run(ray_local, clean_run, snapshots, tmp_path, stop):
     out = tmp_path / "out"
     process = genaug_process(*mid_run_args(snapshots["full"], out), "--workers", "2")
     wait_for_done_shards(out, 2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1 and "interrupted" in stderr and "Traceback" not in stderr
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert "interrupted" in stderr and "rerun the same command with --resume" in stderr
     assert not (out / MANIFEST).exists()
     refused = CliRunner().invoke(main, mid_run_args(snapshots["full"], out))
     assert refused.exit_code == 1 and "not empty" in refused.output

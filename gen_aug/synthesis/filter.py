@@ -17,6 +17,8 @@ import torch
 from gen_aug.evaluation.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import Plan, Shard
+from gen_aug.synthesis.records import ShardRecord
+from gen_aug.synthesis.settings import FilterSettings
 
 # A class whose candidates pass less often than this, over at least MIN_CANDIDATES_TO_JUDGE of them, is hopeless at
 # this threshold: say so instead of looping. The cap bounds the work one unlucky image can cause.
@@ -27,14 +29,14 @@ MAX_CANDIDATES_PER_IMAGE = 1000
 
 def filter_settings(
     data_spec: str | None, min_confidence: float, config: ClassifierConfig | None, snapshot_meta: dict
-) -> tuple[dict, bytes]:
+) -> tuple[FilterSettings, bytes]:
     """(the job's filter settings, the reference classifier's safetensors weights), trained or taken from the cache.
 
     The classifier learns the train split of `data_spec`, which must have the snapshot's classes and image shape.
     """
     from gen_aug.evaluation.classifier import reference_classifier
     from gen_aug.data import load_data, parse_spec
-    from gen_aug.evaluation.metrics import REFERENCE_SEED
+    from gen_aug.evaluation.classifier import REFERENCE_SEED
 
     if not 0 <= min_confidence <= 1:
         raise GenaugError(f"--min-confidence {min_confidence}: not a probability (expected 0 to 1)")
@@ -51,14 +53,23 @@ def filter_settings(
     config = config or ClassifierConfig()
     judge = reference_classifier(train, config, seed=REFERENCE_SEED)
     weights = classifier_weights(judge)
-    settings = {
-        "min_confidence": min_confidence,
-        "data": train.description,
-        "classifier_key": cache_key(train, config, REFERENCE_SEED),
-        "classifier_sha256": hashlib.sha256(weights).hexdigest(),
-        "classifier": classifier_meta(judge),
-    }
+    settings = FilterSettings(
+        min_confidence=min_confidence, data=train.description, classifier_key=cache_key(train, config, REFERENCE_SEED),
+        classifier_sha256=hashlib.sha256(weights).hexdigest(), classifier=classifier_meta(judge),
+    )
     return settings, weights
+
+
+class ConfidentImages:
+    """The --min-confidence job's images: each the first of its candidates that the judge is sure enough of."""
+
+    def __init__(self, model: torch.nn.Module, judge: Classifier, plan: Plan, min_confidence: float,
+                 device: torch.device):
+        self.model, self.judge, self.plan = model, judge, plan
+        self.min_confidence, self.device = min_confidence, device
+
+    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[np.ndarray, list[int]]:
+        return generate_confident(self.model, self.judge, self.plan, shard, self.min_confidence, self.device, out)
 
 
 def generate_confident(
@@ -124,10 +135,10 @@ def _refuse_hopeless(plan: Plan, pending_labels: np.ndarray, candidates: np.ndar
             )
 
 
-def acceptance(records: list[dict], class_names: list[str]) -> dict:
+def acceptance(records: list[ShardRecord], class_names: list[str]) -> dict:
     """Candidates drawn and accepted, per class and overall, from the shard records of a filtered job."""
-    candidates = np.sum([record["candidates"] for record in records], axis=0)
-    accepted = np.sum([record["class_counts"] for record in records], axis=0)
+    candidates = np.sum([record.candidates for record in records], axis=0)
+    accepted = np.sum([record.class_counts for record in records], axis=0)
     return {
         "candidates": int(candidates.sum()),
         "accepted": int(accepted.sum()),

@@ -11,6 +11,13 @@ import numpy as np
 from gen_aug.errors import GenaugError
 
 MAX_IMAGES = 10**9  # keeps label arithmetic (stride x index < n^2) inside int64
+MAX_SHARDS = 100_000  # the driver holds a record of every shard, and the state folder a file per shard
+# With no shard size given: shards of at most this many images, and enough of them for two per worker, so no
+# worker idles and the bar moves in steps; but never under the floor, below which a shard's file, record and
+# task cost more than its images (a job that small takes a moment on one worker).
+MAX_AUTOMATIC_SHARD_SIZE = 10_000
+MIN_AUTOMATIC_SHARD_SIZE = 100
+SHARDS_PER_WORKER = 2
 _COUNT = re.compile(r"-?[0-9][0-9_]*(\.[0-9]*)?([eE]\+?[0-9]+)?")
 # Consecutive indices step through the class-sorted order by about n/phi, which spreads every class
 # evenly over the index range (a Weyl sequence), so each shard holds close to the job's class mix.
@@ -109,6 +116,12 @@ class Plan:
                 f"{list(plan.class_counts)} (expected shard_size >= 1, seed >= 0, counts >= 0 summing to 1 or more)"
             )
         return plan
+
+
+def automatic_shard_size(n: int, workers: int, largest: int = MAX_AUTOMATIC_SHARD_SIZE) -> int:
+    """Images per shard for `n` images on `workers` workers when none is given: one job and worker count, one size."""
+    wanted = math.ceil(n / (SHARDS_PER_WORKER * workers))
+    return max(1, min(largest, max(MIN_AUTOMATIC_SHARD_SIZE, wanted)))
 
 
 def resolve_classes(text: str, class_names: tuple[str, ...], option: str) -> int:
@@ -220,6 +233,11 @@ def make_plan(
     total = sum(counts)
     if not 1 <= total <= MAX_IMAGES:
         raise GenaugError(f"plan: {total} images in all (expected 1 to {MAX_IMAGES:,})")
+    if math.ceil(total / shard_size) > MAX_SHARDS:
+        raise GenaugError(
+            f"--shard-size {shard_size}: {math.ceil(total / shard_size):,} shards for {total:,} images (expected "
+            f"at most {MAX_SHARDS:,} shards: --shard-size {math.ceil(total / MAX_SHARDS):,} or more)"
+        )
     return Plan(seed, shard_size, tuple(class_names), tuple(counts))
 
 

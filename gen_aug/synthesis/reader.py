@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 from collections import OrderedDict
@@ -13,8 +12,9 @@ import torch
 
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST, load_manifest, planned_records
-from gen_aug.synthesis.formats import add_png_to_digest, decode_parquet_shard, decode_png, png_digest, png_paths, shard_file
+from gen_aug.synthesis.formats import get_format, read_shard
+from gen_aug.synthesis.manifest import MANIFEST, load_manifest
+from gen_aug.synthesis.verify import planned_records
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -37,9 +37,10 @@ class SyntheticImages(torch.utils.data.Dataset):
         cached_shards: int | None = None,
     ):
         self.out = output_folder(manifest_path)
-        self.location, manifest, self.plan, self.image_format = load_manifest(self.out, "synthetic images")
+        self.location, manifest, self.plan, format_name = load_manifest(self.out, "synthetic images")
+        self.shard_format = get_format(format_name)
         self.where = f"{self.out}/{MANIFEST}"
-        self.records = planned_records(manifest, self.plan, self.image_format, self.where)
+        self.records = planned_records(manifest, self.plan, self.shard_format, self.where)
         self.class_names = tuple(class_names) if class_names is not None else self.plan.class_names
         self.label_map = label_map(self.plan.class_names, self.class_names, self.where)
         self.transform = transform
@@ -77,28 +78,17 @@ class SyntheticImages(torch.utils.data.Dataset):
         shard, record = self.plan.shard(shard_idx), self.records[shard_idx]
         what = f"{self.out}: shard {shard_idx}"
         try:
-            if self.image_format == "png":
-                digest, pngs = png_digest(), []
-                for relative in png_paths(self.plan, shard):
-                    pngs.append(self.location.read(relative))
-                    add_png_to_digest(digest, relative, pngs[-1])
-                found = (digest.hexdigest(), sum(map(len, pngs)))
-            else:
-                data = self.location.read(shard_file(shard_idx))
-                found = (hashlib.sha256(data).hexdigest(), len(data))
+            contents, sha256, num_bytes = read_shard(self.location, self.plan, shard, self.shard_format,
+                                                     recorded_bytes=record.bytes)
         except OSError as error:
             raise GenaugError(f"{what}: unreadable ({error}; expected the files genaug synthesize wrote)") from None
-        if found != (record.get("sha256"), record.get("bytes")):
+        if (sha256, num_bytes) != (record.sha256, record.bytes):
             raise GenaugError(
-                f"{what}: sha256 {found[0][:16]}... of {found[1]:,} bytes differs from the manifest's "
-                f"(expected {str(record.get('sha256'))[:16]}...; `genaug verify {self.out}` lists every problem)"
+                f"{what}: sha256 {sha256[:16]}... of {num_bytes:,} bytes differs from the manifest's "
+                f"(expected {record.sha256[:16]}...; `genaug verify {self.out}` lists every problem)"
             )
         try:
-            if self.image_format == "png":
-                images = np.stack([decode_png(png) for png in pngs])
-                labels = self.plan.labels(shard.start, shard.stop)
-            else:
-                images, labels = decode_parquet_shard(data, shard, self.image_format)
+            images, labels = self.shard_format.decode(self.plan, shard, contents)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise GenaugError(f"{what}: not decodable ({error}; expected a shard genaug synthesize wrote)") from None
         num_classes = len(self.plan.class_names)
@@ -136,10 +126,3 @@ def load_synthetic(out: str | os.PathLike, class_names: Sequence[str] | None = N
         dataset.class_names,
         f"synthetic:{dataset.out}",
     )
-
-
-def mix_with_synthetic(real: LabelledImages, out: str | os.PathLike, ratio: float, *, seed: int = 0) -> LabelledImages:
-    """`real` plus `ratio` synthetic images per real image from the output `out`, class by class."""
-    from gen_aug.evaluation.metrics import mix_real_synthetic
-
-    return mix_real_synthetic(real, load_synthetic(out, real.class_names), ratio, seed=seed)

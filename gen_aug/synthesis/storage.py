@@ -1,71 +1,83 @@
-"""An output location on any `pyarrow.fs` file system (a local folder or an object-store URI), written atomically."""
+"""Output locations: a local folder, walked without following any link, or an object-store URI through `pyarrow.fs`.
+
+Every file is written under a temporary name and renamed when whole. In a local folder every path
+is opened one component at a time from the root with O_NOFOLLOW (as CPython's `shutil.rmtree`
+does), so a link placed inside an output can never send a write, a read or a delete outside it.
+"""
 
 from __future__ import annotations
 
+import abc
+import contextlib
+import errno
 import os
 import posixpath
+import stat
 import uuid
-from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
 from gen_aug.errors import GenaugError
 
 TEMP_PREFIX = ".tmp-"  # every partial file starts so; a sweep removes them, verify reports any left
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(abc.ABC):
+    """A folder of files addressed by paths relative to it, with '/' as separator."""
+
     uri: str  # what another process (a Ray worker) reopens with open_location
-    fs: pafs.FileSystem
-    root: str  # the folder's path inside fs
-    made_dirs: set = field(default_factory=set, compare=False, repr=False)  # spares one call per file written
+    root: str
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
 
-    def write_atomic(self, relative: str, data: bytes) -> None:
-        """Write under a unique temporary name in the same folder, then rename: readers see all or nothing."""
-        final = self.path(relative)
-        folder, name = posixpath.split(final)
-        temporary = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}")
-        if folder not in self.made_dirs:
-            self.fs.create_dir(folder, recursive=True)
-            self.made_dirs.add(folder)
-        with self.fs.open_output_stream(temporary, compression=None) as stream:
-            stream.write(data)
-        self.fs.move(temporary, final)
+    @abc.abstractmethod
+    def write_atomic(self, relative: str, data: bytes, *, sync: bool = True) -> None:
+        """Write under a unique temporary name in the same folder, then rename: readers see all or nothing.
 
-    def read(self, relative: str) -> bytes:
-        with self.fs.open_input_stream(self.path(relative), compression=None) as stream:
-            return stream.read()
+        With `sync` the bytes reach the disk before the rename, so a crash cannot leave a whole
+        name over partial bytes (an object store's PUT is whole or absent by itself).
+        """
 
+    @abc.abstractmethod
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        """Create `relative` holding `data` unless something is there already; whether this call created it."""
+
+    @abc.abstractmethod
+    def read(self, relative: str, max_bytes: int | None = None) -> bytes:
+        """A regular file's bytes; OSError for anything else, or for a file over `max_bytes`."""
+
+    @abc.abstractmethod
     def exists(self, relative: str) -> bool:
-        return self.fs.get_file_info(self.path(relative)).type != pafs.FileType.NotFound
+        """Whether anything (a link included) is at `relative`."""
 
+    @abc.abstractmethod
     def list_files(self) -> list[str]:
-        """Every file below the root, as sorted paths relative to it."""
-        if self.fs.get_file_info(self.root).type == pafs.FileType.NotFound:
-            return []
-        selector = pafs.FileSelector(self.root, recursive=True)
-        infos = self.fs.get_file_info(selector)
-        return sorted(
-            posixpath.relpath(info.path, self.root) for info in infos if info.type == pafs.FileType.File
-        )
+        """Every entry below the root that is not a folder, links included and never followed, sorted."""
 
+    @abc.abstractmethod
     def delete(self, relative: str) -> None:
-        self.fs.delete_file(self.path(relative))
+        """Remove a regular file; a link or anything else there is left alone."""
 
-    def delete_dir(self, relative: str) -> None:
-        if self.exists(relative):
-            self.fs.delete_dir(self.path(relative))
-            self.made_dirs.clear()
+    @abc.abstractmethod
+    def remove_dir_if_empty(self, relative: str) -> None:
+        """Remove the folder `relative` if it holds nothing; a link or a folder that holds anything stays."""
+
+    @abc.abstractmethod
+    def root_exists(self) -> bool:
+        """Whether the output folder itself is there yet."""
+
+    @abc.abstractmethod
+    def remove_root_if_empty(self) -> None:
+        """Remove the output folder itself if it holds nothing: a job that failed before writing leaves no trace."""
 
     def is_empty(self) -> bool:
-        info = self.fs.get_file_info(self.root)
-        if info.type == pafs.FileType.NotFound:
-            return True
-        return not self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False))
+        return not self.list_files() and not self._has_entries()
+
+    @abc.abstractmethod
+    def _has_entries(self) -> bool:
+        """Whether the root holds anything at all, empty folders included."""
 
     def sweep_temporaries(self) -> int:
         """Remove the partial files of interrupted or killed writers; returns how many there were."""
@@ -75,18 +87,201 @@ class Location:
         return len(stale)
 
 
+class LocalLocation(Location):
+    def __init__(self, root: str):
+        self.uri = self.root = root
+
+    def __reduce__(self):
+        return LocalLocation, (self.root,)
+
+    @contextlib.contextmanager
+    def _folder(self, relative_dir: str, create: bool):
+        """A descriptor of the folder `relative_dir`, reached from the root one real folder at a time."""
+        if create:
+            os.makedirs(self.root, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in [p for p in relative_dir.split("/") if p]:
+                if part in (".", ".."):
+                    raise OSError(f"{relative_dir!r}: '.' and '..' are not followed")
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno in (errno.ELOOP, errno.ENOTDIR):  # a link, or a file where a folder should be
+                        raise OSError(error.errno, f"{self.path(relative_dir)}: not a real folder (genaug "
+                                      "never follows a link inside an output)") from None
+                    raise
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def write_atomic(self, relative: str, data: bytes, *, sync: bool = True) -> None:
+        folder, name = posixpath.split(relative)
+        temporary = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+        with self._folder(folder, create=True) as dir_fd:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+            try:
+                with os.fdopen(fd, "wb") as stream:
+                    stream.write(data)
+                    if sync:
+                        stream.flush()
+                        os.fsync(stream.fileno())
+                # rename replaces a link at `name` itself, never what it points to
+                os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=dir_fd)
+                raise
+
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        folder, name = posixpath.split(relative)
+        with self._folder(folder, create=True) as dir_fd:
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+        return True
+
+    def read(self, relative: str, max_bytes: int | None = None) -> bytes:
+        folder, name = posixpath.split(relative)
+        with self._folder(folder, create=False) as dir_fd:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file.
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+            with os.fdopen(fd, "rb") as stream:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise OSError(f"{self.path(relative)}: not a regular file")
+                if max_bytes is not None and info.st_size > max_bytes:
+                    raise OSError(f"{self.path(relative)}: {info.st_size:,} bytes (expected at most {max_bytes:,})")
+                return stream.read()
+
+    def _lstat(self, relative: str) -> os.stat_result | None:
+        folder, name = posixpath.split(relative)
+        try:
+            with self._folder(folder, create=False) as dir_fd:
+                return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return None
+
+    def exists(self, relative: str) -> bool:
+        return self._lstat(relative) is not None
+
+    def list_files(self) -> list[str]:
+        if not os.path.isdir(self.root):
+            return []
+        found = []
+        for folder, dirs, files in os.walk(self.root, followlinks=False):
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            for name in files + links:
+                found.append(posixpath.relpath(posixpath.join(folder, name), self.root))
+        return sorted(found)
+
+    def delete(self, relative: str) -> None:
+        folder, name = posixpath.split(relative)
+        with self._folder(folder, create=False) as dir_fd:
+            if stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dir_fd)
+
+    def remove_dir_if_empty(self, relative: str) -> None:
+        parent, name = posixpath.split(relative.rstrip("/"))
+        with contextlib.suppress(OSError), self._folder(parent, create=False) as dir_fd:
+            if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.rmdir(name, dir_fd=dir_fd)  # fails, as it should, on a folder that still holds anything
+
+    def _has_entries(self) -> bool:
+        return os.path.isdir(self.root) and any(os.scandir(self.root))
+
+    def root_exists(self) -> bool:
+        return os.path.isdir(self.root)
+
+    def remove_root_if_empty(self) -> None:
+        with contextlib.suppress(OSError):
+            os.rmdir(self.root)
+
+
+class ObjectStoreLocation(Location):
+    """Object stores have no links and no partial objects: a PUT lands whole or not at all."""
+
+    def __init__(self, uri: str, fs: pafs.FileSystem, root: str):
+        self.uri, self.fs, self.root = uri, fs, root
+
+    def __reduce__(self):
+        return open_location, (self.uri,)
+
+    def write_atomic(self, relative: str, data: bytes, *, sync: bool = True) -> None:
+        final = self.path(relative)
+        folder, name = posixpath.split(final)
+        temporary = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}")
+        self.fs.create_dir(folder, recursive=True)
+        with self.fs.open_output_stream(temporary, compression=None) as stream:
+            stream.write(data)
+        self.fs.move(temporary, final)
+
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        # No atomic create-if-absent here: the claim is re-read before the manifest is written.
+        if self.exists(relative):
+            return False
+        self.write_atomic(relative, data)
+        return True
+
+    def read(self, relative: str, max_bytes: int | None = None) -> bytes:
+        info = self.fs.get_file_info(self.path(relative))
+        if info.type != pafs.FileType.File:
+            raise OSError(f"{self.path(relative)}: not a file")
+        if max_bytes is not None and info.size > max_bytes:
+            raise OSError(f"{self.path(relative)}: {info.size:,} bytes (expected at most {max_bytes:,})")
+        with self.fs.open_input_stream(self.path(relative), compression=None) as stream:
+            return stream.read()
+
+    def exists(self, relative: str) -> bool:
+        return self.fs.get_file_info(self.path(relative)).type != pafs.FileType.NotFound
+
+    def list_files(self) -> list[str]:
+        if self.fs.get_file_info(self.root).type == pafs.FileType.NotFound:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True))
+        return sorted(posixpath.relpath(i.path, self.root) for i in infos if i.type == pafs.FileType.File)
+
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(self.path(relative))
+
+    def remove_dir_if_empty(self, relative: str) -> None:
+        pass  # object stores have no folders of their own, only key prefixes
+
+    def root_exists(self) -> bool:
+        return self.fs.get_file_info(self.root).type != pafs.FileType.NotFound
+
+    def remove_root_if_empty(self) -> None:
+        pass
+
+    def _has_entries(self) -> bool:
+        info = self.fs.get_file_info(self.root)
+        return info.type != pafs.FileType.NotFound and bool(
+            self.fs.get_file_info(pafs.FileSelector(self.root, recursive=False)))
+
+
 def open_location(uri: str) -> Location:
     """A local path (made absolute, so other processes on the same machine agree) or a `scheme://` URI."""
     try:
-        if "://" in uri:
-            fs, root = pafs.FileSystem.from_uri(uri)
-        else:
-            uri = os.path.abspath(os.path.expanduser(uri))
-            fs, root = pafs.LocalFileSystem(), uri
+        if "://" not in uri:
+            root = os.path.abspath(os.path.expanduser(uri))
+            if os.path.isfile(root):
+                raise GenaugError(f"--out {uri!r}: is a file (expected a folder)")
+            return LocalLocation(root)
+        fs, root = pafs.FileSystem.from_uri(uri)
     except (OSError, ValueError) as error:
         raise GenaugError(
             f"--out {uri!r}: cannot open ({error}; expected a folder or a URI such as s3://bucket/dir)"
         ) from None
     if fs.get_file_info(root).type == pafs.FileType.File:
         raise GenaugError(f"--out {uri!r}: is a file (expected a folder)")
-    return Location(uri, fs, root.rstrip("/") or "/")
+    return ObjectStoreLocation(uri, fs, root.rstrip("/") or "/")

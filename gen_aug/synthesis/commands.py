@@ -1,0 +1,88 @@
+"""The synthesis commands of the `genaug` CLI: `synthesize` and `verify`, each parsing options and calling one function."""
+
+from __future__ import annotations
+
+import click
+
+from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
+
+
+@click.command("synthesize")
+@click.option("--model", "snapshot", required=True, metavar="SNAPSHOT", help="A model.safetensors from genaug train.")
+@click.option("--n", "n", metavar="N", help="Images in all: 1000, 1e6 or 1_000_000 (left out with --per-class).")
+@click.option("--out", required=True, metavar="DIR", help="Output folder, or a URI such as s3://bucket/dir.")
+@click.option("--per-class", metavar="K|CLASS=K,...", help="K images of every class, or a count per class.")
+@click.option("--class-weights", metavar="balance|CLASS=W,...", help="'balance' tops up small classes of --data; or weights.")
+@click.option("--classes", metavar="CLASS,...", help="Only these classes (names or indices).")
+@click.option("--data", "data_spec", metavar="SPEC", help="The real set, for --class-weights balance and --min-confidence.")
+@click.option("--shard-size", type=click.IntRange(min=1), metavar="K",
+              help=f"Images per shard [default: at most {MAX_AUTOMATIC_SHARD_SIZE:,}, and small enough that every "
+                   "worker gets 2 or more shards].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
+@click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="One worker per GPU [default: every visible GPU].")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="CPU workers, without GPUs [default: one per CPU].")
+@click.option("--encode-processes", type=click.IntRange(min=0), metavar="P",
+              help="PNG encoder processes per worker; 0: one thread [default: the node's CPUs per GPU - 1; 0 on CPU].")
+@click.option("--format", "image_format", type=click.Choice(["parquet", "png", "raw"]), default="parquet",
+              show_default=True, help="parquet: PNGs in HF datasets layout; png: ImageFolder tree; raw: uint8 pixels.")
+@click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
+@click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
+@click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
+              help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
+def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
+                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence):
+    """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
+
+    Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
+    whatever the number of workers or the order shards finish in (without it, the shards are
+    sized for the workers; the images are the same). out/manifest.json is written last.
+    The plan (images, shards, workers, estimated bytes) is printed on stderr before the first
+    shard; a local --out whose file system lacks the estimated bytes is refused.
+    With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
+    latent used is stored with each image and the manifest records the acceptance rates.
+
+    \b
+    Examples:
+      genaug synthesize --model runs/digits/model.safetensors --n 1e5 --workers 2 --out synth/
+      genaug synthesize --model model.safetensors --n 1e6 --gpus 8 --out /shared/synth
+      genaug synthesize --model model.safetensors --per-class 500 --classes 3,5 --format png --out png/
+      genaug synthesize --model model.safetensors --n 5000 --class-weights balance --data builtin:digits --out top-up/
+      genaug synthesize --model model.safetensors --n 1e7 --address auto --out s3://bucket/synth
+      genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
+      genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
+    """
+    from gen_aug.synthesis.driver import synthesize
+    from gen_aug.synthesis.manifest import describe_manifest
+    from gen_aug.synthesis.options import SynthesisOptions
+    from gen_aug.synthesis.plan import parse_count
+
+    options = SynthesisOptions(
+        model=snapshot, out=out, n=parse_count(n) if n is not None else None, per_class=per_class,
+        class_weights=class_weights, classes=classes, data=data_spec, shard_size=shard_size, seed=seed, gpus=gpus,
+        workers=workers, encode_processes=encode_processes, format=image_format, address=address, resume=resume,
+        overwrite=overwrite, min_confidence=min_confidence,
+    )
+    click.echo(describe_manifest(synthesize(options), out))
+
+
+@click.command("verify")
+@click.argument("out", metavar="OUT")
+@click.pass_context
+def verify_command(ctx, out):
+    """Re-hash every shard of a synthesis output against its manifest; exit 1 on any problem.
+
+    Reports shards missing or corrupt, files the manifest does not list, and manifest
+    entries naming paths outside the output (refused, never read).
+
+    \b
+    Examples:
+      genaug verify synth/
+      genaug verify s3://bucket/synth
+    """
+    from gen_aug.synthesis.verify import verify
+
+    report = verify(out)
+    click.echo("\n".join(report.lines()))
+    if not report.ok:
+        ctx.exit(1)

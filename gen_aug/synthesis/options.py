@@ -1,0 +1,45 @@
+"""SynthesisOptions: what `genaug synthesize` takes, and the job file's [synthesize] section, in one keyword-built type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from gen_aug.checks import NOT_IN_JOB, require
+
+if TYPE_CHECKING:
+    from gen_aug.evaluation.classifier import ClassifierConfig
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    model: str | None = field(default=None, metadata=NOT_IN_JOB)  # snapshot path; `genaug run`: the job's own
+    out: str | None = None  # output folder or URI; None in a job: the [train] out folder's synth/
+    n: int | None = 10_000  # images in all; None when per_class gives the counts
+    per_class: str | None = None  # 'K' or 'CLASS=K,...'
+    class_weights: str | None = None  # 'balance' tops up the small classes of `data`; or 'CLASS=W,...'
+    classes: str | None = None  # 'CLASS,...': only these classes
+    data: str | None = field(default=None, metadata=NOT_IN_JOB)  # real set spec, for balance and min_confidence
+    shard_size: int | None = None  # images per shard; None: at most 10,000, so every worker gets 2 or more shards
+    seed: int = 0  # image i comes from (seed, i) alone
+    format: Literal["parquet", "png", "raw"] = "parquet"
+    gpus: int | None = field(default=None, metadata=NOT_IN_JOB)  # GPU workers; None: every visible GPU
+    workers: int | None = None  # CPU workers (no GPUs); None: one per GPU where there are GPUs, else one per CPU
+    encode_processes: int | None = None  # per worker; 0: one encoder thread; None: the node's CPUs per GPU - 1
+    address: str | None = field(default=None, metadata=NOT_IN_JOB)  # None: a private local Ray; or auto, HOST:PORT
+    resume: bool = field(default=False, metadata=NOT_IN_JOB)  # keep the finished shards that verify
+    overwrite: bool = field(default=False, metadata=NOT_IN_JOB)  # replace a previous genaug output
+    progress: bool = field(default=True, metadata=NOT_IN_JOB)  # the plan and a progress bar on stderr
+    min_confidence: float | None = None  # keep images the reference classifier of `data` is this sure of
+    classifier: ClassifierConfig | None = field(default=None, metadata=NOT_IN_JOB)  # that classifier; None: default
+
+    def __post_init__(self):
+        require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
+        require(self.shard_size is None or self.shard_size >= 1, "shard_size", self.shard_size, "1 or more")
+        require(self.seed >= 0, "seed", self.seed, "0 or more")
+        require(self.workers is None or self.workers >= 1, "workers", self.workers, "1 or more")
+        require(self.gpus is None or self.gpus >= 0, "gpus", self.gpus, "0 or more")
+        require(self.encode_processes is None or self.encode_processes >= 0, "encode_processes",
+                self.encode_processes, "0 or more")
+        require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
+                "a probability, 0 to 1")

@@ -1,0 +1,85 @@
+"""Which files of an output genaug wrote: the only ones --overwrite deletes, and what makes a folder genaug's at all.
+
+A folder is a genaug output when its state or manifest parses as a genaug job's settings. Its files
+are then the shards of that plan (by the names the plan gives them, never by paths read from a
+record), the manifest, the state folder and temporaries; anything else is the user's and stays.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from gen_aug.errors import GenaugError
+from gen_aug.synthesis.claim import CLAIM_FILE
+from gen_aug.synthesis.formats import class_dirs
+from gen_aug.synthesis.manifest import DONE_DIR, JOB_FILE, MANIFEST, STATE_DIR, previous_settings
+from gen_aug.synthesis.settings import JobSettings
+from gen_aug.synthesis.storage import TEMP_PREFIX, Location
+
+_SHARD = re.compile(r"shard-([0-9]{5,})\.parquet")
+_PNG = re.compile(r"([^/]+)/([0-9]+)\.png")
+_DONE = re.compile(re.escape(DONE_DIR) + r"/[0-9]{5,}\.json")
+
+
+@dataclass(frozen=True)
+class Ownership:
+    settings: JobSettings | None  # the previous job's, where its state or manifest is readable
+    problem: str | None  # why they are not, where a state or manifest is there but unreadable
+    ours: list[str]  # files genaug wrote (a damaged record's output: files with the names genaug gives)
+    foreign: list[str]  # everything else
+
+
+def inspect_output(location: Location) -> Ownership:
+    try:
+        settings, problem = previous_settings(location), None
+    except GenaugError as error:
+        settings, problem = None, str(error)
+    ours, foreign = [], []
+    for relative in location.list_files():
+        if relative == CLAIM_FILE:
+            continue  # the claim belongs to whichever job holds it, and goes with that job
+        (ours if _written_by_genaug(relative, settings) else foreign).append(relative)
+    return Ownership(settings, problem, ours, foreign)
+
+
+def _written_by_genaug(relative: str, settings: JobSettings | None) -> bool:
+    if relative in (MANIFEST, JOB_FILE) or _DONE.fullmatch(relative):
+        return True
+    if posixpath.basename(relative).startswith(TEMP_PREFIX):
+        return True
+    shard, png = _SHARD.fullmatch(relative), _PNG.fullmatch(relative)
+    if settings is None:
+        return bool(shard or png)
+    plan = settings.plan
+    if settings.format == "png":
+        return bool(png) and png.group(1) in class_dirs(plan.class_names) and int(png.group(2)) < plan.n
+    return bool(shard) and int(shard.group(1)) < plan.num_shards
+
+
+def remove_ours(location: Location, ownership: Ownership) -> None:
+    """Delete the files genaug wrote (never a link, never a foreign file), then the folders they leave empty."""
+    for relative in ownership.ours:
+        location.delete(relative)
+    folders = {posixpath.dirname(relative) for relative in ownership.ours if "/" in relative}
+    for folder in sorted(folders, key=len, reverse=True):
+        location.remove_dir_if_empty(folder)
+    location.remove_dir_if_empty(STATE_DIR)
+
+
+def refuse_foreign(ownership: Ownership, out: str) -> None:
+    """--resume and --overwrite touch a folder only when genaug can tell which of its files are genaug's."""
+    if ownership.settings is not None:
+        return
+    if ownership.problem is None:
+        example = (ownership.foreign or ownership.ours)[0]
+        raise GenaugError(
+            f"--out {out!r}: holds files genaug did not write, such as {example!r} (expected an empty folder or a "
+            "genaug output)"
+        )
+    if ownership.foreign:
+        raise GenaugError(
+            f"--out {out!r}: its records are unreadable ({ownership.problem}) and it holds files genaug would not "
+            f"write, such as {ownership.foreign[0]!r}; nothing was changed (expected a genaug output)"
+        )

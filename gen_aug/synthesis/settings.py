@@ -1,0 +1,84 @@
+"""JobSettings: everything that decides a synthesis output's bytes, in one frozen record.
+
+The driver builds it, workers generate from it, the state file and the manifest store it, and
+`--resume` and `genaug run` compare it: an output is continued or kept only when every field matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gen_aug.errors import GenaugError
+from gen_aug.synthesis.formats import FORMATS
+from gen_aug.synthesis.plan import Plan
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """--min-confidence: which judge kept which images."""
+
+    min_confidence: float  # own-class probability an image needs
+    data: str  # description of the real train split the judge learnt
+    classifier_key: str  # the judge's cache key: its data fingerprint, config and seed
+    classifier_sha256: str  # of the judge's safetensors weights
+    classifier: Mapping  # the judge's config and architecture, as classifier_meta gives it
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "classifier": dict(self.classifier)}
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    plan: Plan
+    format: str  # a key of formats.FORMATS
+    snapshot_sha256: str  # of the snapshot file the images come from
+    # CPU and CUDA kernels round differently, so images are tied to the kind of device and to the fixed
+    # number of images per generator call (sampling.GENERATION_CHUNK).
+    device: str  # 'cpu' or 'cuda'
+    generation_chunk: int
+    filter: FilterSettings | None = None  # None: every image from its own index
+
+    def to_dict(self) -> dict:
+        return {
+            "plan": self.plan.to_dict(),
+            "format": self.format,
+            "snapshot_sha256": self.snapshot_sha256,
+            "device": self.device,
+            "generation_chunk": self.generation_chunk,
+            "filter": None if self.filter is None else self.filter.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping, where: str) -> "JobSettings":
+        """The settings a state file or manifest recorded; a malformed record is a GenaugError naming `where`."""
+        plan = Plan.from_dict(record.get("plan") or {}, where)
+        found = record.get("filter")
+        try:
+            job_filter = None if found is None else FilterSettings(**found)
+        except TypeError:
+            raise GenaugError(f"{where}: filter {found!r:.80} (expected the record of a --min-confidence job)") from None
+        settings = cls(plan, record.get("format"), record.get("snapshot_sha256"), record.get("device"),
+                       record.get("generation_chunk"), job_filter)
+        settings._check_schema(where)
+        return settings
+
+    def _check_schema(self, where: str) -> None:
+        """What makes a record genaug's own: a folder whose records fail this is never treated as a genaug output."""
+        sha = self.snapshot_sha256
+        problems = [
+            self.format not in FORMATS and f"format {self.format!r}",
+            not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)) and f"snapshot_sha256 {sha!r:.20}",
+            # Outputs from before devices were recorded have neither key: they still read, verify and resume.
+            self.device not in ("cpu", "cuda", None) and f"device {self.device!r}",
+        ]
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise GenaugError(f"{where}: {problem} (expected the settings of a genaug synthesis job)")
+
+    def differences(self, other: "JobSettings") -> list[str]:
+        """Names of the fields whose values differ, in field order."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [key for key in mine if mine[key] != theirs[key]]

@@ -1,0 +1,82 @@
+"""The package's shape: no import cycles, Ray only where synthesis talks to it, modules and functions one can read."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "gen_aug"
+RAY_MODULES = {"gen_aug.synthesis.session", "gen_aug.synthesis.scheduler", "gen_aug.synthesis.worker"}
+MAX_MODULE_LINES = 320  # "about 300": a file read in one sitting
+MAX_FUNCTION_LINES = 60
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(path: Path) -> set[str]:
+    """Every module an import statement in the file names, at any depth (imports inside functions count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return found
+
+
+def internal_graph() -> dict[str, set[str]]:
+    return {name: {m for m in imported(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, str] = {}  # visiting or done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "visiting"
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if state.get(other) == "visiting":
+                return stack[stack.index(other):] + [other]
+            if other not in state and (cycle := visit(other)):
+                return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_itself_through_others():
+    assert find_cycle(internal_graph()) is None
+
+
+def test_only_the_synthesis_session_scheduler_and_worker_import_ray():
+    users = {name for name, path in MODULES.items() if any(m == "ray" or m.startswith("ray.") for m in imported(path))}
+    assert users <= RAY_MODULES, sorted(users - RAY_MODULES)
+
+
+def test_modules_and_functions_are_short_enough_to_read():
+    long_modules = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    long_functions = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions[f"{name}.{node.name}"] = length
+    assert not long_modules, long_modules
+    assert not long_functions, long_functions
