@@ -6,6 +6,7 @@ This module imports nothing of gen_aug but its error type, so models, job files 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -21,7 +22,6 @@ def from_dict(cls: type, table: Mapping, where: str, *, job: bool = False):
 
     With `job`, the table is a job file's section: fields marked NOT_IN_JOB are unknown keys there.
     """
-    hints = typing.get_type_hints(cls)
     fields = {
         field.name: field for field in dataclasses.fields(cls)
         if field.init and (not job or field.metadata.get("job_key", True))
@@ -36,11 +36,19 @@ def from_dict(cls: type, table: Mapping, where: str, *, job: bool = False):
     ]
     if missing:
         raise GenaugError(f"{where}: missing key {missing[0]!r}")
-    values = {key: checked(hints[key], value, f"{where}: {key} = {value!r}") for key, value in table.items()}
+    values = {key: checked(_field_type(cls, key), value, f"{where}: {key} = {value!r}") for key, value in table.items()}
     try:
         return cls(**values)
     except GenaugError as error:
         raise GenaugError(f"{where}: {error}") from None
+
+
+def _field_type(cls: type, name: str):
+    """One field's annotation, resolved alone: others may name types imported only for type checkers."""
+    annotation = next(field.type for field in dataclasses.fields(cls) if field.name == name)
+    if not isinstance(annotation, str):
+        return annotation
+    return eval(annotation, vars(sys.modules[cls.__module__]))  # what typing.get_type_hints does, field by field
 
 
 def checked(kind, value, what: str):

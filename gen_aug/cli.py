@@ -6,6 +6,8 @@ import click
 
 from gen_aug import __version__
 from gen_aug.errors import GenaugError
+from gen_aug.synthesis.commands import synthesize_command, verify_command
+from gen_aug.evaluation.options import EvaluationOptions
 
 
 class OneLineUsageError(click.ClickException):
@@ -33,13 +35,18 @@ def main():
     """Train class-conditional image generators on small labelled sets and synthesize labelled images at scale."""
 
 
+main.add_command(synthesize_command)
+main.add_command(verify_command)
+
+
 @main.command("data")
 @click.argument("spec", metavar="SPEC")
-def data_command(spec):
-    """Load a data set and print its size, image shape and per-class counts.
+@click.option("--export-split", "export_dir", metavar="DIR", help="Also write SPEC's split as DIR/<class>/<index>.png (DIR new or empty).")
+def data_command(spec, export_dir):
+    """Load a data set and print its size, image shape, per-class counts and what loading did to it.
 
-    SPEC is KIND:PATH[?OPTIONS], KIND one of builtin, folder, npz, idx; OPTIONS are
-    split=train|val|test, limit_per_class=K, resolution=R, channels=1|3 joined by '&'.
+    SPEC is KIND:PATH[?OPTIONS], KIND one of builtin, folder, npz, idx; OPTIONS are split=train|val|test,
+    limit_per_class=K, resolution=R, channels=1|3, for folders intensity=set|image|full and skip_bad=true, joined by '&'.
 
     \b
     Examples:
@@ -47,10 +54,14 @@ def data_command(spec):
       genaug data 'idx:../shared/data/mnist-t10k?split=test'
       genaug data 'npz:../shared/data/retinamnist/retinamnist.npz?split=train&limit_per_class=50'
       genaug data 'folder:scans/?resolution=64&channels=1'
+      genaug data 'folder:xrays/?intensity=image&skip_bad=true' --export-split xrays-train/
     """
     from gen_aug.data import describe, load_data
+    from gen_aug.data.export import export_folder, export_split
 
-    click.echo(describe(load_data(spec)))
+    export = export_folder(export_dir)  # refused before loading, so a long load never ends in that refusal
+    data = load_data(spec)
+    click.echo(describe(data) + (f"\n{export_split(data, export)}" if export else ""))
 
 
 @main.command("train")
@@ -104,82 +115,9 @@ def sample_command(snapshot, per_class, out, interpolate, seed):
     click.echo(f"wrote {draw_samples(snapshot, out, per_class, seed, interpolate)}")
 
 
-@main.command("synthesize")
-@click.option("--model", "snapshot", required=True, metavar="SNAPSHOT", help="A model.safetensors from genaug train.")
-@click.option("--n", "n", metavar="N", help="Images in all: 1000, 1e6 or 1_000_000 (left out with --per-class).")
-@click.option("--out", required=True, metavar="DIR", help="Output folder, or a URI such as s3://bucket/dir.")
-@click.option("--per-class", metavar="K|CLASS=K,...", help="K images of every class, or a count per class.")
-@click.option("--class-weights", metavar="balance|CLASS=W,...", help="'balance' tops up small classes of --data; or weights.")
-@click.option("--classes", metavar="CLASS,...", help="Only these classes (names or indices).")
-@click.option("--data", "data_spec", metavar="SPEC", help="The real set, for --class-weights balance and --min-confidence.")
-@click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True, metavar="K", help="Images per shard.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
-@click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="One worker per GPU [default: every visible GPU].")
-@click.option("--workers", type=click.IntRange(min=1), metavar="N", help="CPU workers, without GPUs [default: one per CPU].")
-@click.option("--encode-processes", type=click.IntRange(min=0), metavar="P",
-              help="PNG encoder processes per worker; 0: one thread [default: the node's CPUs per GPU - 1; 0 on CPU].")
-@click.option("--format", "image_format", type=click.Choice(["parquet", "png", "raw"]), default="parquet",
-              show_default=True, help="parquet: PNGs in HF datasets layout; png: ImageFolder tree; raw: uint8 pixels.")
-@click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
-@click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
-@click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
-              help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
-def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence):
-    """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
-
-    Image i comes from (--seed, i) alone: the output is the same byte for byte whatever the
-    number of workers or the order shards finish in. out/manifest.json is written last.
-    With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
-    latent used is stored with each image and the manifest records the acceptance rates.
-
-    \b
-    Examples:
-      genaug synthesize --model runs/digits/model.safetensors --n 1e5 --workers 2 --out synth/
-      genaug synthesize --model model.safetensors --n 1e6 --gpus 8 --out /shared/synth
-      genaug synthesize --model model.safetensors --per-class 500 --classes 3,5 --format png --out png/
-      genaug synthesize --model model.safetensors --n 5000 --class-weights balance --data builtin:digits --out top-up/
-      genaug synthesize --model model.safetensors --n 1e7 --address auto --out s3://bucket/synth
-      genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
-      genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
-    """
-    from gen_aug.synthesis.manifest import describe_manifest
-    from gen_aug.synthesis.driver import SynthesisOptions, synthesize
-
-    options = SynthesisOptions(
-        snapshot, out, n=n, per_class=per_class, class_weights=class_weights, classes=classes, data=data_spec,
-        shard_size=shard_size, seed=seed, gpus=gpus, workers=workers, encode_processes=encode_processes,
-        image_format=image_format, address=address, resume=resume, overwrite=overwrite, min_confidence=min_confidence,
-    )
-    click.echo(describe_manifest(synthesize(options), out))
-
-
-@main.command("verify")
-@click.argument("out", metavar="OUT")
-@click.pass_context
-def verify_command(ctx, out):
-    """Re-hash every shard of a synthesis output against its manifest; exit 1 on any problem.
-
-    Reports shards missing or corrupt, files the manifest does not list, and manifest
-    entries naming paths outside the output (refused, never read).
-
-    \b
-    Examples:
-      genaug verify synth/
-      genaug verify s3://bucket/synth
-    """
-    from gen_aug.synthesis.manifest import verify
-
-    report = verify(out)
-    click.echo("\n".join(report.lines()))
-    if not report.ok:
-        ctx.exit(1)
-
-
 @main.command("bench")
 @click.option("--model", "snapshot", metavar="SNAPSHOT", help="A model.safetensors [default: an untrained cgan of the default size].")
-@click.option("--resolution", type=click.IntRange(8, 64), default=28, show_default=True, metavar="R",
+@click.option("--resolution", type=click.IntRange(8, 256), default=28, show_default=True, metavar="R",
               help="Image size of the untrained default model.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True, help="Of the untrained default model.")
 @click.option("--n", "n", default="20000", show_default=True, metavar="N", help="Images of the end-to-end synthesis run.")
@@ -247,43 +185,83 @@ def _seed_list(ctx, param, value):
     return seeds
 
 
+def _arm_list(ctx, param, value):
+    """'real,classical' -> ('real', 'classical'), for --arms."""
+    from gen_aug.evaluation.options import ARMS
+
+    arms = tuple(item.strip() for item in value.split(",") if item.strip())
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if not arms or unknown or "real" not in arms or len(set(arms)) < len(arms):
+        raise click.BadParameter(
+            f"{value!r} (expected arms from {', '.join(ARMS)} separated by commas, each once, real among them)"
+        )
+    return arms
+
+
 @main.command("evaluate")
 @click.option("--real", "real_spec", required=True, metavar="SPEC",
-              help="Real data: its train split trains the classifiers, its test split tests them.")
+              help="Real data: its train split trains the classifiers, its test split (without --test) tests them.")
+@click.option("--test", "test_spec", metavar="SPEC",
+              help="Test set instead of --real's test split: any data spec with the classes and image shape of "
+                   "--real's train split, read as `genaug data` reads it.")
 @click.option("--synthetic", required=True, metavar="OUT", help="The folder of a finished genaug synthesize.")
 @click.option("--report", "report_dir", metavar="DIR", help="Report folder [default: OUT-report].")
-@click.option("--seeds", callback=_seed_list, default="0,1,2", show_default=True, metavar="S,S,...",
-              help="One classifier per seed for each training set.")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, metavar="N",
+@click.option("--arms", callback=_arm_list, default=",".join(EvaluationOptions.arms), show_default=True,
+              metavar="ARM,...", help="Training sets to compare: real, classical, synthetic, classical+synthetic, "
+                                      "top-up, pretrain, reweighted.")
+@click.option("--classifier", type=click.Choice(["small-cnn", "resnet18"]), default=EvaluationOptions.classifier,
+              show_default=True, help="Every arm's network; resnet18 is ResNet-18 with a 3x3 stem, untrained.")
+@click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "auc"]),
+              default=EvaluationOptions.metric, show_default=True, help="The metric of the verdict.")
+@click.option("--seeds", callback=_seed_list, default=",".join(map(str, EvaluationOptions.seeds)), show_default=True,
+              metavar="S,S,...", help="One classifier per seed for each arm; arms are paired by seed.")
+@click.option("--steps", type=click.IntRange(min=1), default=EvaluationOptions.steps, show_default=True, metavar="N",
               help="Classifier optimiser steps, the same for every training set.")
-@click.option("--mix-ratio", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="R",
-              help="Synthetic images added per real training image.")
+@click.option("--mix", type=click.Choice(["proportional", "balance"]), default=EvaluationOptions.mix,
+              show_default=True, help="proportional: keep the real class shares; balance: fill every class to the "
+                                      "largest class's real count, then --mix-ratio beyond it.")
+@click.option("--mix-ratio", type=click.FloatRange(min=0), default=EvaluationOptions.mix_ratio, show_default=True,
+              metavar="R", help="Synthetic images added per real training image (balance: per image of the "
+                                "largest class, beyond the fill).")
 @click.option("--real-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="F",
               help="Repeat the real images until they are about this share of real + synthetic (e.g. 0.5) "
                    "[default: each once].")
-@click.option("--sample-size", type=click.IntRange(min=2), default=2000, show_default=True, metavar="N",
-              help="Images per set for Fréchet distance and precision/recall.")
-@click.option("--k", type=click.IntRange(min=1), default=3, show_default=True, metavar="K",
+@click.option("--policy", type=click.Choice(["trivialaugment", "randaugment"]), default=EvaluationOptions.policy,
+              show_default=True, help="The classical arms' torchvision policy, after a random resized crop.")
+@click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
+              help="Classical arms also flip left-right: only where the domain allows it.")
+@click.option("--sample-size", type=click.IntRange(min=2), default=EvaluationOptions.sample_size, show_default=True,
+              metavar="N", help="Images per set for Fréchet distance, precision/recall and memorisation.")
+@click.option("--k", type=click.IntRange(min=1), default=EvaluationOptions.k, show_default=True, metavar="K",
               help="Neighbours for precision/recall.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def evaluate_command(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, real_share, sample_size, k, device):
-    """Measure synthetic images against real ones and write report.json, report.md and figures.
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EvaluationOptions.device,
+              show_default=True)
+def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifier, metric, seeds, steps, mix,
+                     mix_ratio, real_share, policy, flip, sample_size, k, device):
+    """Measure synthetic images against real ones and against classical augmentation; write report.md and figures.
 
-    A classifier trained on the real train split (cached) judges class consistency and gives
-    the features for Fréchet distance and precision/recall; the same classifier budget is then
-    trained on synthetic only (TSTR), real only and real + synthetic, each tested on real test.
+    A classifier trained on the real train split (cached) judges class consistency, gives the
+    features for Fréchet distance, precision/recall and memorisation; then each arm trains the
+    same classifier for the same steps and seeds on its own training set, tested on real test,
+    and is paired seed by seed with real and classical: mean difference, 95% interval, verdict.
 
     \b
     Examples:
       genaug evaluate --real builtin:digits --synthetic runs/digits/synth
       genaug evaluate --real 'idx:../shared/data/mnist-t10k' --synthetic synth/ --report reports/mnist
-      genaug evaluate --real 'npz:../shared/data/retinamnist/retinamnist.npz?limit_per_class=20' \\
-          --synthetic synth/ --seeds 0,1,2 --steps 500 --mix-ratio 2
+      genaug evaluate --real 'npz:../shared/data/breastmnist/breastmnist.npz' --synthetic synth/ \\
+          --arms real,classical,synthetic,top-up,pretrain,reweighted --mix balance --metric balanced_accuracy
+      genaug evaluate --real 'npz:../shared/data/retinamnist/retinamnist.npz' --synthetic synth/ \\
+          --classifier resnet18 --seeds 0,1,2,3,4 --device cuda
+      genaug evaluate --real builtin:digits --test 'folder:scans/?resolution=8&channels=1' --synthetic synth/
     """
-    from gen_aug.evaluation.evaluate import EvaluationOptions, describe_evaluation, evaluate
+    from gen_aug.evaluation.evaluate import describe_evaluation, evaluate
 
-    options = EvaluationOptions(real_spec, synthetic, report_dir, seeds, steps, mix_ratio, sample_size, k, device,
-                                real_share)
+    options = EvaluationOptions(
+        real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
+        classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share, policy=policy,
+        flip=flip, sample_size=sample_size, k=k, device=device,
+    )
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))
 

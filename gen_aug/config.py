@@ -13,6 +13,9 @@ from typing import Literal
 
 from gen_aug.checks import checked, from_dict, require
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.synthesis.options import SynthesisOptions
 
 DATA_DERIVED_KEYS = ("resolution", "channels", "num_classes")  # model keys the training data decides
 
@@ -65,59 +68,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class SynthesizeConfig:
-    """`genaug run`'s synthesis stage: the options of `genaug synthesize`, with the snapshot and data from the job."""
-
-    out: str | None = None  # output folder or URI; None: the [train] out folder's synth/
-    n: int = 10_000  # images in all
-    shard_size: int = 10_000  # images per shard
-    seed: int = 0  # image i comes from (seed, i) alone
-    format: Literal["parquet", "png", "raw"] = "parquet"
-    workers: int | None = None  # CPU workers; None: one per GPU where there are GPUs, else one per CPU
-    class_weights: str | None = None  # 'balance' tops up the small classes of [data]; or 'CLASS=W,...'
-    min_confidence: float | None = None  # keep images the reference classifier of [data] is this sure of
-
-    def __post_init__(self):
-        for key in ("n", "shard_size"):
-            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
-        require(self.seed >= 0, "seed", self.seed, "0 or more")
-        require(self.workers is None or self.workers >= 1, "workers", self.workers, "1 or more")
-        require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
-                "a probability, 0 to 1")
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """`genaug run`'s evaluation stage: the options of `genaug evaluate`."""
-
-    real: str | None = None  # train split trains, test split tests; None: the [data] spec
-    report: str | None = None  # report folder; None: the [train] out folder's report/
-    seeds: tuple[int, ...] = (0, 1, 2)  # one classifier per seed for each training set
-    steps: int = 1000  # classifier optimiser steps (the reference classifier of min_confidence too)
-    mix_ratio: float = 1.0  # synthetic images added per real training image
-    real_share: float | None = None  # real images repeated to about this share of the mixed set; None: once
-    sample_size: int = 2000  # images per set for Fréchet distance and precision/recall
-    k: int = 3  # neighbours for precision/recall
-
-    def __post_init__(self):
-        require(len(self.seeds) >= 1 and min(self.seeds) >= 0, "seeds", list(self.seeds), "one or more seeds >= 0")
-        for key in ("steps", "k"):
-            require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
-        require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
-        require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
-        if self.real_share is not None:
-            require(0 < self.real_share < 1, "real_share", self.real_share, "a fraction between 0 and 1")
-
-
-@dataclass(frozen=True)
 class Job:
     """One section per stage; a section left out of a job file takes these defaults (the digits job)."""
 
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
     train: TrainConfig = TrainConfig()
-    synthesize: SynthesizeConfig = SynthesizeConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
+    synthesize: SynthesisOptions = SynthesisOptions()  # `genaug synthesize`'s; the job gives model, data, gpus
+    evaluate: EvaluationOptions = EvaluationOptions()  # `genaug evaluate`'s; the job gives synthetic and device
 
 
 def load_job(path: str | os.PathLike) -> Job:

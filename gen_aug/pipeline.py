@@ -17,6 +17,8 @@ from typing import Callable
 
 from gen_aug.config import Job
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.result import EvaluationResult
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def job_paths(job: Job) -> tuple[Path, str, Path]:
     return run, synthetic, report
 
 
-def run_job(job: Job, echo: Callable[[str], None] = print) -> tuple[list[StageResult], dict | None, Path]:
+def run_job(job: Job, echo: Callable[[str], None] = print) -> tuple[list[StageResult], EvaluationResult, Path]:
     """Run the job's stages in order; returns (what each stage did, the evaluation result, the report folder)."""
     from gen_aug.data import load_data
     from gen_aug.train import SNAPSHOT_NAME
@@ -96,103 +98,74 @@ def _check_same_model(job: Job, data, meta: dict, snapshot: Path) -> None:
 
 
 def synthesis_options(job: Job, snapshot: Path, synthetic: str):
-    """The `genaug synthesize` options of a job's [synthesize] section."""
+    """The `genaug synthesize` options of a job: its [synthesize] section with the job's snapshot, data and device."""
     from gen_aug.evaluation.classifier import ClassifierConfig
-    from gen_aug.synthesis.driver import SynthesisOptions
 
-    section = job.synthesize
-    return SynthesisOptions(
-        str(snapshot), synthetic, n=section.n, class_weights=section.class_weights, data=job.data.spec,
-        shard_size=section.shard_size, seed=section.seed, workers=section.workers, image_format=section.format,
-        gpus=0 if job.train.device == "cpu" else None, min_confidence=section.min_confidence,
+    return dataclasses.replace(
+        job.synthesize, model=str(snapshot), out=synthetic, data=job.data.spec,
+        gpus=0 if job.train.device == "cpu" else None,
         # The filter's judge is the evaluation's reference classifier: one network, trained once and cached.
         classifier=dataclasses.replace(ClassifierConfig(), steps=job.evaluate.steps),
     )
 
 
 def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageResult:
-    from gen_aug.synthesis.manifest import JOB_FILE, MANIFEST, describe_manifest, read_json, verify
+    from gen_aug.synthesis.driver import keep_recorded_shard_size, local_device, plan_job, synthesize
+    from gen_aug.synthesis.manifest import MANIFEST, describe_manifest
     from gen_aug.synthesis.storage import open_location
-    from gen_aug.synthesis.driver import synthesize
+    from gen_aug.synthesis.verify import verify
 
     started = time.perf_counter()
     options = synthesis_options(job, snapshot, synthetic)
-    expected = _expected_synthesis(options, snapshot)
+    planned = plan_job(options, local_device(options))
     location = open_location(synthetic)
-    if location.exists(MANIFEST) and _same_synthesis(read_json(location, MANIFEST), expected):
-        if verify(synthetic).ok:
+    found = _recorded_settings(location)
+    # A job without shard_size takes any: the one recorded, whatever worker count chose it, is the job's.
+    expected = keep_recorded_shard_size(planned.settings, options, found)
+    same = found is not None and not expected.differences(found)
+    if same and location.exists(MANIFEST):
+        report = verify(synthetic)
+        if not (report.missing or report.corrupt or report.refused):
+            for file in report.unlisted[:5]:  # the user's own files: left alone, and named
+                echo(f"note: {synthetic}: {file!r} is not genaug's; left as it is")
             return _timed("synthesize", "skipped", f"{synthetic} verifies and has the job's settings", started)
-    resume = location.exists(JOB_FILE) and _same_synthesis(read_json(location, JOB_FILE), expected)
+    # The same job, interrupted or with a damaged shard: keep what still verifies, write the rest.
+    resume = same
     stale = not resume and not location.is_empty()
     options = dataclasses.replace(options, resume=resume, overwrite=stale)
-    echo(f"== synthesize {options.n:,} images into {synthetic}"
+    echo(f"== synthesize {expected.plan.n:,} images into {synthetic}"
          + (" (resuming)" if resume else " (replacing an output of other settings)" if stale else ""))
     echo(describe_manifest(synthesize(options), synthetic))
-    return _timed("synthesize", "resumed" if resume else "ran", f"{options.n:,} images", started)
+    return _timed("synthesize", "resumed" if resume else "ran", f"{expected.plan.n:,} images", started)
 
 
-def _expected_synthesis(options, snapshot: Path) -> dict:
-    """What a synthesis output of these options records: plan, format, snapshot hash and filter identity."""
-    from gen_aug.checkpoint import read_snapshot_meta
-    from gen_aug.synthesis.driver import job_plan
+def _recorded_settings(location):
+    """The settings the output's state or manifest records; None where there are none or they are unreadable."""
+    from gen_aug.synthesis.manifest import previous_settings
 
-    payload = snapshot.read_bytes()
-    meta = read_snapshot_meta(payload, f"snapshot {snapshot}")
-    expected = {
-        "plan": job_plan(options, tuple(meta["class_names"])).to_dict(),
-        "format": options.image_format,
-        "snapshot_sha256": hashlib.sha256(payload).hexdigest(),
-        "filter": None,
-    }
-    if options.min_confidence is not None:
-        from gen_aug.evaluation.classifier import cache_key
-        from gen_aug.data import load_data, parse_spec
-        from gen_aug.evaluation.metrics import REFERENCE_SEED
-
-        train = load_data(dataclasses.replace(parse_spec(options.data), split="train"))
-        expected["filter"] = {
-            "min_confidence": options.min_confidence,
-            "classifier_key": cache_key(train, options.classifier, REFERENCE_SEED),
-        }
-    return expected
+    try:
+        return previous_settings(location)
+    except GenaugError:
+        return None
 
 
-def _same_synthesis(record: dict, expected: dict) -> bool:
-    found_filter = record.get("filter")
-    if expected["filter"] is None or found_filter is None:
-        same_filter = expected["filter"] is found_filter
-    else:
-        same_filter = all(found_filter.get(key) == value for key, value in expected["filter"].items())
-    return same_filter and all(record.get(key) == expected[key] for key in ("plan", "format", "snapshot_sha256"))
-
-
-def evaluation_options(job: Job, synthetic: str, report: Path):
-    """The `genaug evaluate` options of a job's [evaluate] section."""
-    from gen_aug.evaluation.evaluate import EvaluationOptions
-
+def evaluation_options(job: Job, synthetic: str, report: Path) -> EvaluationOptions:
+    """The `genaug evaluate` options of a job's [evaluate] section, with what the job decides filled in."""
     section = job.evaluate
-    return EvaluationOptions(
-        section.real if section.real is not None else job.data.spec, synthetic, str(report), section.seeds,
-        section.steps, section.mix_ratio, section.sample_size, section.k, job.train.device, section.real_share,
-    )
+    real = section.real if section.real is not None else job.data.spec
+    return dataclasses.replace(section, real=real, synthetic=synthetic, report=str(report), device=job.train.device)
 
 
-def _evaluate_stage(job: Job, synthetic: str, report: Path, echo) -> tuple[StageResult, dict]:
-    import json
-
-    from gen_aug.evaluation.evaluate import REPORT_JSON, describe_evaluation, evaluate, evaluation_inputs, manifest_sha256
+def _evaluate_stage(job: Job, synthetic: str, report: Path, echo) -> tuple[StageResult, EvaluationResult]:
+    from gen_aug.evaluation.evaluate import describe_evaluation, evaluate, evaluation_inputs, manifest_sha256
+    from gen_aug.evaluation.report import REPORT_JSON, read_report
 
     started = time.perf_counter()
     options = evaluation_options(job, synthetic, report)
     inputs = evaluation_inputs(options, manifest_sha256(synthetic))
-    previous = report / REPORT_JSON
-    if previous.is_file():
-        try:
-            result = json.loads(previous.read_text())
-        except ValueError:
-            result = {}
-        if isinstance(result, dict) and result.get("inputs") == inputs:
-            return _timed("evaluate", "skipped", f"{previous} has the same inputs", started), result
+    previous = read_report(report / REPORT_JSON)
+    if previous is not None and previous.inputs == inputs:
+        return _timed("evaluate", "skipped", f"{report / REPORT_JSON} has the same inputs", started), previous
     echo(f"== evaluate {synthetic} against {options.real}")
     result, folder = evaluate(options, log=echo)
     echo(describe_evaluation(result, folder))

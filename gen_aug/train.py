@@ -35,7 +35,7 @@ class TrainSummary:
     first_step: int  # 0, or where a resumed run started
     steps: int  # total steps the model has now
     seconds: float
-    images_per_sec: float  # real images seen per second of this run
+    images_per_sec: float  # real images seen per second of this run's wall time (the bar's img/s)
     losses: dict  # the last logged averages
     preview: Path | None
 
@@ -55,14 +55,7 @@ def train(
     check_out(out, resume)
     check_data(data)
     device = pick_device(settings.device)
-    use_bf16 = settings.precision == "bf16" or (settings.precision == "auto" and device.type == "cuda")
-    amp_dtype = torch.bfloat16 if use_bf16 else None
-    channels, resolution, _ = data.shape
-    config = {"resolution": resolution, "channels": channels, "num_classes": data.num_classes, **model_options}
-    with torch.random.fork_rng(devices=[]):  # seeded initialisation without changing the caller's global RNG
-        torch.default_generator.manual_seed(settings.seed)
-        model = build_model(family, config)
-        trainer = model.trainer(len(data.images), device, amp_dtype)
+    model, trainer = _seeded_model(data, family, model_options, settings, device)
     batch_rng = torch.Generator().manual_seed(settings.seed)  # which real images each step sees
     rng = torch.Generator(device).manual_seed(settings.seed + 1)  # latents, noise, augmentation
     first_step = 0
@@ -78,7 +71,9 @@ def train(
     sums: dict[str, torch.Tensor] = {}
     preview, losses, started = None, {}, time.perf_counter()
     interval_start, interval_steps = started, 0
-    bar = tqdm(total=settings.steps, initial=first_step, unit="step", disable=not show_progress, dynamic_ncols=True)
+    # smoothing=0: tqdm's rate and ETA are averages over the whole run, steady through previews and checkpoints.
+    bar = tqdm(total=settings.steps, initial=first_step, unit="step", disable=not show_progress, dynamic_ncols=True,
+               smoothing=0)
     for step in range(first_step + 1, settings.steps + 1):
         batch = torch.randint(len(images), (settings.batch_size,), generator=batch_rng).to(device)
         for name, value in trainer.step(images[batch], labels[batch], rng).items():
@@ -88,22 +83,44 @@ def train(
         if step % settings.log_every == 0 or step == settings.steps:
             now = time.perf_counter()
             losses = {name: round(float(total) / interval_steps, 5) for name, total in sums.items()}
-            speed = interval_steps * settings.batch_size / (now - interval_start)
-            append_log(out / LOG_NAME, {"step": step, **losses, "images_per_sec": round(speed, 1), "seconds": round(now - started, 2)})
+            interval_speed = interval_steps * settings.batch_size / (now - interval_start)
+            append_log(out / LOG_NAME, {"step": step, **losses, "interval_images_per_sec": round(interval_speed, 1),
+                                        "seconds": round(now - started, 2)})
+            speed = _images_per_sec(step - first_step, settings.batch_size, now - started)
             bar.set_postfix({**losses, "img/s": f"{speed:.0f}"}, refresh=False)
             sums, interval_start, interval_steps = {}, now, 0
         if step % settings.preview_every == 0 or step == settings.steps:
-            preview = save_grid(
-                class_rows(model, settings.preview_per_class, settings.seed + 2, device),
-                list(data.class_names),
-                out / f"preview_{step:06d}.png",
-            )
+            preview = _save_preview(model, data, settings, device, out / f"preview_{step:06d}.png")
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             save_run(out, data, model, trainer, batch_rng, rng, step, settings)
-    bar.close()
     seconds = time.perf_counter() - started
-    images_per_sec = (settings.steps - first_step) * settings.batch_size / seconds
+    images_per_sec = _images_per_sec(settings.steps - first_step, settings.batch_size, seconds)
+    # The bar's last figure is the summary's: taken after the final preview and checkpoint, as the summary is.
+    bar.set_postfix({**losses, "img/s": f"{images_per_sec:.0f}"})
+    bar.close()
     return TrainSummary(out, first_step, settings.steps, seconds, images_per_sec, losses, preview)
+
+
+def _images_per_sec(steps: int, batch_size: int, seconds: float) -> float:
+    """Real images per second of the run's wall time so far: the one rate the bar and the summary both show."""
+    return steps * batch_size / seconds
+
+
+def _save_preview(model, data: LabelledImages, settings: TrainConfig, device: torch.device, path: Path) -> Path:
+    rows = class_rows(model, settings.preview_per_class, settings.seed + 2, device)
+    return save_grid(rows, list(data.class_names), path)
+
+
+def _seeded_model(data: LabelledImages, family: str, model_options: Mapping, settings: TrainConfig,
+                  device: torch.device) -> tuple:
+    """(model, trainer) for `data`'s image shape and classes, initialised from the run's seed."""
+    use_bf16 = settings.precision == "bf16" or (settings.precision == "auto" and device.type == "cuda")
+    channels, resolution, _ = data.shape
+    config = {"resolution": resolution, "channels": channels, "num_classes": data.num_classes, **model_options}
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without changing the caller's global RNG
+        torch.default_generator.manual_seed(settings.seed)
+        model = build_model(family, config)
+        return model, model.trainer(len(data.images), device, torch.bfloat16 if use_bf16 else None)
 
 
 def check_out(out: Path, resume: bool) -> None:

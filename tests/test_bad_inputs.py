@@ -25,7 +25,8 @@ from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
 from gen_aug.synthesis.manifest import JOB_FILE, MANIFEST
 from gen_aug.models import build_model
-from gen_aug.synthesis.driver import SynthesisOptions, synthesize
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.options import SynthesisOptions
 
 pytestmark = pytest.mark.ray
 
@@ -66,6 +67,40 @@ def image_folder_with_empty_file(folder: Path, assets: Assets) -> None:
     (folder / "set" / "b" / "empty.png").write_bytes(b"")
 
 
+def float_image_with_nan(folder: Path, assets: Assets) -> None:
+    for name, value in (("a", np.nan), ("b", 0.5)):
+        (folder / "set" / name).mkdir(parents=True)
+        Image.fromarray(np.array([[0.0, value]], np.float32)).save(folder / "set" / name / "scan.tif")
+
+
+def image_folder_all_unreadable(folder: Path, assets: Assets) -> None:
+    for name in ("a", "b"):
+        (folder / "set" / name).mkdir(parents=True)
+        (folder / "set" / name / "0.png").write_bytes(b"not a png")
+
+
+def unreadable_file_named_with_newline(folder: Path, assets: Assets) -> None:
+    image_folder_with_empty_file(folder, assets)
+    (folder / "set" / "b" / "empty.png").rename(folder / "set" / "b" / "bad\nname.png")
+
+
+def split_folders(classes_by_split: dict[str, list[str]]) -> Callable[[Path, Assets], None]:
+    """{tmp}/set/<split>/<class>/0.png for each split and class given."""
+
+    def make(folder: Path, assets: Assets) -> None:
+        for split, classes in classes_by_split.items():
+            for name in classes:
+                (folder / "set" / split / name).mkdir(parents=True)
+                Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "set" / split / name / "0.png")
+
+    return make
+
+
+def folder_in_use(folder: Path, assets: Assets) -> None:
+    (folder / "used").mkdir()
+    (folder / "used" / "old.png").write_bytes(b"")
+
+
 def truncated_npz(folder: Path, assets: Assets) -> None:
     np.savez(folder / "full.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.array([0, 1, 0, 1]))
     (folder / "cut.npz").write_bytes((folder / "full.npz").read_bytes()[:100])
@@ -74,6 +109,43 @@ def truncated_npz(folder: Path, assets: Assets) -> None:
 
 def npz_with_labels_for_fewer_images(folder: Path, assets: Assets) -> None:
     np.savez(folder / "x.npz", train_images=np.zeros((4, 8, 8), np.uint8), train_labels=np.array([0, 1, 0]))
+
+
+def npz_with(**arrays) -> Callable[[Path, Assets], None]:
+    """{tmp}/x.npz: four 8x8 uint8 images labelled 0, 1, 0, 1, with `arrays` in place of either."""
+
+    def make(folder: Path, assets: Assets) -> None:
+        good = {"train_images": np.zeros((4, 8, 8), np.uint8), "train_labels": np.array([0, 1, 0, 1])}
+        np.savez(folder / "x.npz", **{**good, **arrays})
+
+    return make
+
+
+def npz_header_claiming_2_31_images(folder: Path, assets: Assets) -> None:
+    """{tmp}/x.npz, a sound zip whose train_images.npy header declares 2**31 images but holds 4."""
+    (folder / "arrays").mkdir()
+    np.save(folder / "arrays" / "train_images.npy", np.zeros((4, 8, 8), np.uint8))
+    np.save(folder / "arrays" / "train_labels.npy", np.array([0, 1, 0, 1]))
+    shape, claimed = b"(4, 8, 8), }", b"(2147483648, 8, 8), }"  # the header's padding makes room
+    images = folder / "arrays" / "train_images.npy"
+    images.write_bytes(images.read_bytes().replace(shape + b" " * (len(claimed) - len(shape)), claimed))
+    Path(shutil.make_archive(str(folder / "x"), "zip", folder / "arrays")).rename(folder / "x.npz")
+    shutil.rmtree(folder / "arrays")
+
+
+def idx_header(*dims: int) -> bytes:
+    return bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def idx_pair(images: bytes, labels: bytes = idx_header(4) + bytes([0, 1, 0, 1]), suffix: str = ""):
+    """{tmp}/m/t10k-images-idx3-ubyte and -labels-idx1-ubyte (+ suffix) holding exactly these bytes."""
+
+    def make(folder: Path, assets: Assets) -> None:
+        (folder / "m").mkdir()
+        (folder / "m" / f"t10k-images-idx3-ubyte{suffix}").write_bytes(images)
+        (folder / "m" / f"t10k-labels-idx1-ubyte{suffix}").write_bytes(labels)
+
+    return make
 
 
 def run_with_state(state: Callable[[Path], None]) -> Callable[[Path, Assets], None]:
@@ -108,6 +180,21 @@ def cut_snapshot(folder: Path, assets: Assets) -> None:
     (folder / "cut.safetensors").write_bytes(assets.snapshot.read_bytes()[:20])
 
 
+def snapshot_with_meta(change: Callable[[dict], None]) -> Callable[[Path, Assets], None]:
+    """{tmp}/crafted.safetensors: the assets' real weights under metadata edited by hand."""
+
+    def make(folder: Path, assets: Assets) -> None:
+        from safetensors import safe_open
+
+        with safe_open(str(assets.snapshot), "pt") as opened:
+            meta = json.loads(opened.metadata()["genaug"])
+            tensors = {name: opened.get_tensor(name) for name in opened.keys()}
+        change(meta)
+        save_file(tensors, folder / "crafted.safetensors", metadata={"genaug": json.dumps(meta)})
+
+    return make
+
+
 def synth_copy(edit: Callable[[Path], None]) -> Callable[[Path, Assets], None]:
     """{out} as a copy of the finished synthesis, then edited by hand."""
 
@@ -132,12 +219,24 @@ def garbage_job_state(out: Path) -> None:
     (out / JOB_FILE).write_text('{"plan": ')  # cut short by a crash, or edited by hand
 
 
+def every_record_garbage_and_a_foreign_file(out: Path) -> None:
+    garbage_job_state(out)
+    (out / MANIFEST).write_text("{")
+    (out / "notes.txt").write_text("the user's")
+
+
 def a_file(folder: Path, assets: Assets) -> None:
     (folder / "a-file").write_text("not a folder")
 
 
 def a_folder_named_grid_png(folder: Path, assets: Assets) -> None:
     (folder / "grid.png").mkdir()
+
+
+def without_cuda(folder: Path, assets: Assets) -> None:
+    """The CUDA rows check the message shown where no GPU is: where one is, the command would just run."""
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible here")
 
 
 SYNTH = "synthesize --model {snapshot} --out {out}"
@@ -150,9 +249,52 @@ BAD_INPUTS = [
     Bad("data folder:{tmp}/set", "empty.png", "is not a readable image", image_folder_with_empty_file),
     Bad("data npz:{tmp}/cut.npz", "cut.npz", "not a readable .npz file", truncated_npz),
     Bad("data npz:{tmp}/x.npz", "x.npz", "train_labels has 3 entries for 4 images", npz_with_labels_for_fewer_images),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz: 'train_images'", "is an array of object (expected plain numbers",
+        npz_with(train_images=np.array([object()] * 4, dtype=object))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz: 'train_labels'", "is an array of object",
+        npz_with(train_labels=np.array([0, 1, None, 1], dtype=object))),
+    Bad("data npz:{tmp}/t.npz", "npz:{tmp}/t.npz", "not a readable .npz file (BadZipFile", write("t.npz", "hello")),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_images is float64 (expected uint8; genaug neither clips",
+        npz_with(train_images=np.zeros((4, 8, 8)))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_images is int64 (expected uint8",
+        npz_with(train_images=np.full((4, 8, 8), 300))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_images has shape (4, 64) (expected N x H x W or N x H x W",
+        npz_with(train_images=np.zeros((4, 64), np.uint8))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_labels holds label -1 (expected class indices 0 to K-1",
+        npz_with(train_labels=np.array([0, -1, 0, 1]))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_labels is float64 (4,) (expected integer class indices",
+        npz_with(train_labels=np.array([0.0, 1.0, 0.0, 1.0]))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz", "train_labels holds label 1099511627776",
+        npz_with(train_labels=np.array([0, 2**40, 0, 1]))),
+    Bad("data npz:{tmp}/x.npz", "npz:{tmp}/x.npz: 'train_images'", "declares uint8 (2147483648, 8, 8)",
+        npz_header_claiming_2_31_images),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte'", "is truncated: the header declares 2147483648 x 28 x 28",
+        idx_pair(idx_header(2**31, 28, 28) + bytes(84))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte'", "the header declares 4294967295 x 4294967295 x 4294967295",
+        idx_pair(idx_header(2**32 - 1, 2**32 - 1, 2**32 - 1))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte'", "declares sizes (0, 28, 28) (expected 1 or more of each)",
+        idx_pair(idx_header(0, 28, 28), idx_header(0))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte'", "starts with 00 00 08 01 (expected an IDX file of uint8 with 3",
+        idx_pair(idx_header(4) + bytes(4))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte'", "is truncated: the header declares 4 x 2 x 2, 16 bytes, and 15",
+        idx_pair(idx_header(4, 2, 2) + bytes(15))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte' has 5 images but 't10k-labels-idx1-ubyte'", "has 4 labels",
+        idx_pair(idx_header(5, 2, 2) + bytes(20))),
+    Bad("data idx:{tmp}/m", "'t10k-images-idx3-ubyte.gz'", "Not a gzipped file",
+        idx_pair(idx_header(4, 2, 2) + bytes(16), suffix=".gz")),
     Bad("data idx:{tmp}/a-file", "idx:{tmp}/a-file", "not a folder", a_file),
     Bad("data builtin:digits?limit_per_class=0", "limit_per_class='0'", "expected a positive whole number"),
     Bad("data builtin:digits?resolution=4096", "resolution=4096", "expected 4 to 1024"),
+    Bad("data folder:{tmp}/set", "'a/scan.tif'", "(NaN or infinite values)", float_image_with_nan),
+    Bad("data folder:{tmp}/set", "folder:{tmp}/set", "2 of 2 files are not readable images", image_folder_all_unreadable),
+    Bad("data folder:{tmp}/set", "'b/bad\\nname.png'", "is not a readable image", unreadable_file_named_with_newline),
+    Bad("data folder:{tmp}/set", "test/ lacks 'owl'", "different class folders",
+        split_folders({"train": ["cat", "dog", "owl"], "test": ["cat", "dog"]})),
+    Bad("data folder:{tmp}/set?split=val", "split 'val'", "does not exist (this set has train, test)",
+        split_folders({"train": ["cat", "dog"], "test": ["cat", "dog"]})),
+    Bad("data builtin:digits --export-split {tmp}/used", "--export-split '{tmp}/used'", "folder exists and is not empty",
+        folder_in_use),
+    Bad("data folder:{tmp}/set?intensity=bright", "intensity='bright'", "(expected set, image or full)"),
     # train: job files, options, resume state
     Bad("train --job {tmp}/job.toml", "job {tmp}/job.toml [train]", "unknown key 'stpes'",
         write("job.toml", "[train]\nstpes = 3\n")),
@@ -197,14 +339,23 @@ BAD_INPUTS = [
         "not a safetensors file", torch_checkpoint_as_snapshot),
     Bad(f"{SYNTH} --n 30 --encode-processes -1", "'--encode-processes'", "-1 is not in the range x>=0"),
     Bad(f"{SYNTH} --n 30 --address nohost", "--address 'nohost'", "not HOST:PORT"),
+    Bad(f"{SYNTH} --n 1e9 --shard-size 1", "--shard-size 1", "1,000,000,000 shards"),
+    Bad(f"{SYNTH} --n 1e9 --shard-size 100000000", "--shard-size 100000000", "GiB of pixels per shard"),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "do not fit", snapshot_with_meta(lambda meta: meta["config"].update(width=4000))),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "for 3 classes (expected one name per class)",
+        snapshot_with_meta(lambda meta: meta.update(class_names=[str(i) for i in range(20)]))),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "builds no model", snapshot_with_meta(lambda meta: meta["config"].update(width=10**30))),
     Bad(f"{SYNTH} --per-class cat=x", "--per-class cat 'x'", "not a number"),
     Bad(f"{SYNTH} --n 30 --class-weights cat=-1", "--class-weights 'cat=-1'", "expected a number >= 0"),
     Bad("synthesize --model {snapshot} --n 30 --out s3x://bucket/dir", "--out 's3x://bucket/dir'", "cannot open"),
     Bad(f"{SYNTH} --n 30 --shard-size 10 --resume", f"{{out}}/{JOB_FILE}", "unreadable",
-        synth_copy(garbage_job_state)),
-    Bad(f"{SYNTH} --n 30 --shard-size 10 --resume", f"{{out}}/{MANIFEST}", "shards = 5",
-        synth_copy(manifest_edit(lambda m: m.update(shards=5)))),
-    Bad(f"{SYNTH} --n 40 --shard-size 10 --resume", "--resume '{out}'", "the job there had other plan",
+        synth_copy(every_record_garbage_and_a_foreign_file)),
+    Bad(f"{SYNTH} --n 30 --shard-size 10 --overwrite", "'notes.txt'", "genaug would not write",
+        synth_copy(every_record_garbage_and_a_foreign_file)),
+    Bad(f"{SYNTH} --n 40 --shard-size 10 --workers 1 --resume", "--resume '{out}'", "the job there had other plan",
         synth_copy(lambda out: None)),
     # verify: missing outputs and manifests edited by hand
     Bad("verify {tmp}/none", "verify '{tmp}/none'", "no manifest.json"),
@@ -224,6 +375,8 @@ BAD_INPUTS = [
     Bad(f"{EVALUATE} --synthetic {{synth}} --mix-ratio -1", "'--mix-ratio'", "-1.0 is not in the range x>=0"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --real-share 1", "'--real-share'", "1.0 is not in the range 0<x<1"),
     Bad("evaluate --real nope:x --synthetic {synth} --report {tmp}/report", "nope", "unknown kind 'nope'"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --test builtin:digits?split=test&resolution=16",
+        "--test 'builtin:digits?split=test&resolution=16'", "images of 1x16x16 (expected --real's train split's 1x8x8"),
     Bad(f"{EVALUATE} --synthetic {{out}}", "'../outside.parquet'", "escapes the output folder",
         synth_copy(manifest_edit(lambda m: m["shards"][0].update(file="../outside.parquet")))),
     # run: the job file's synthesize and evaluate sections
@@ -232,18 +385,24 @@ BAD_INPUTS = [
         write("job.toml", '[train]\nout = "{tmp}/run"\n[synthesize]\nn = 0\n')),
     Bad("run {tmp}/job.toml", "job {tmp}/job.toml [synthesize]", "format = 'jpeg' (expected 'parquet' or 'png'",
         write("job.toml", '[train]\nout = "{tmp}/run"\n[synthesize]\nformat = "jpeg"\n')),
-    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "unknown key 'mix'",
-        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nmix = 2\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "unknown key 'mixing'",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nmixing = 2\n')),
     Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "seeds = ['a']: item 'a' (expected a whole number)",
         write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nseeds = ["a"]\n')),
     Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "real_share = 2.0 (expected a fraction between 0 and 1)",
         write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nreal_share = 2\n')),
+    Bad("run {tmp}/job.toml", "job {tmp}/job.toml [evaluate]", "unknown key 'synthetic'",
+        write("job.toml", '[train]\nout = "{tmp}/run"\n[evaluate]\nsynthetic = "x"\n')),
     # bench
     Bad("bench --n abc", "--n 'abc'", "not a number"),
-    Bad("bench --resolution 4", "'--resolution'", "4 is not in the range 8<=x<=64"),
+    Bad("bench --resolution 4", "'--resolution'", "4 is not in the range 8<=x<=256"),
     Bad("bench --format jpeg", "'--format'", "'jpeg' is not one of"),
     Bad("bench --workers 1 --gpus 1", "--workers", "not both"),
     Bad("bench --repeats 0", "'--repeats'", "0 is not in the range 1<=x<=20"),
+    # CUDA asked for where none is visible (synthesize --gpus: tests/test_watch.py, as this Ray declares 2 GPUs)
+    Bad(f"{TRAIN} --device cuda", "--device cuda", "no CUDA device is visible", without_cuda),
+    Bad("bench --gpus 1 --n 100", "--gpus 1", "no CUDA device", without_cuda),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --device cuda", "--device cuda", "no CUDA device is visible", without_cuda),
 ]
 
 

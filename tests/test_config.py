@@ -6,6 +6,7 @@ import pytest
 
 from gen_aug.config import Job, ModelSection, TrainConfig, job_with_overrides, load_job
 from gen_aug.errors import GenaugError
+from gen_aug.evaluation.options import EvaluationOptions
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
@@ -64,6 +65,10 @@ def test_the_digits_job_is_the_embedded_default():
         ("[model]\nresolution = 32\n", r"resolution comes from the training data"),
         ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 or more\)"),
         ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of spec\)"),
+        ("[evaluate]\nsynthetic = 'x'\n", r"\[evaluate\]: unknown key 'synthetic' \(expected one of arms, classifier, "
+         r"flip, k, metric, mix, mix_ratio, policy, real, real_share, report, sample_size, seeds, steps, test\)"),
+        ("[evaluate]\ndevice = 'cpu'\n", r"\[evaluate\]: unknown key 'device'"),
+        ("[evaluate]\nsample_size = 3\n", r"\[evaluate\]: sample_size = 3 \(expected more than k = 3\)"),
         ("train = 3\n", r"train = 3 \(expected a \[train\] section\)"),
         ("[train\n", r"not valid TOML"),
     ],
@@ -73,6 +78,14 @@ def test_bad_jobs_are_errors_naming_the_file(tmp_path, text, message):
     with pytest.raises(GenaugError, match=message) as error:
         load_job(path)
     assert str(path) in str(error.value)
+
+
+def test_the_evaluate_section_is_the_evaluation_options_less_what_the_job_gives(tmp_path):
+    job = load_job(write(tmp_path, "[evaluate]\nseeds = [4]\nmix_ratio = 2\ntest = 'builtin:digits?split=test'\n"))
+    assert job.evaluate == EvaluationOptions(seeds=(4,), mix_ratio=2.0, test="builtin:digits?split=test")
+    assert load_job(JOBS / "mnist-scarce.toml").evaluate == EvaluationOptions(
+        seeds=(0, 1, 2), steps=3000, mix_ratio=50.0, real_share=0.33
+    )
 
 
 def test_missing_job_file(tmp_path):

@@ -36,6 +36,11 @@ preview_per_class = 3
 """
 
 
+def sample(model, labels, generator):
+    """Images of `labels` from latents drawn from `generator`."""
+    return model.generate(torch.randn(len(labels), model.z_dim, generator=generator), labels)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_data("builtin:digits?limit_per_class=6")  # 60 images of 8x8, 10 classes
@@ -47,7 +52,7 @@ def settings(tmp_path, name="run", **change):
 
 
 def losses_of(out):
-    return [{k: v for k, v in line.items() if k not in ("images_per_sec", "seconds")} for line in read_log(out / "log.jsonl")]
+    return [{k: v for k, v in line.items() if k not in ("interval_images_per_sec", "seconds")} for line in read_log(out / "log.jsonl")]
 
 
 @pytest.mark.parametrize("family", sorted(MODELS))
@@ -242,8 +247,8 @@ def _one_class_folder(tmp_path):
     "args,message",
     [
         (["--model", "cgn"], "Error: unknown model 'cgn'; choose from cgan, cvae"),
-        (["--data", "builtin:digits?resolution=4&limit_per_class=2"], "Error: model cgan: resolution = 4 (expected 8 to 64"),
-        (["--data", "builtin:digits?resolution=96&limit_per_class=2"], "Error: model cgan: resolution = 96 (expected 8 to 64"),
+        (["--data", "builtin:digits?resolution=4&limit_per_class=2"], "Error: model cgan: resolution = 4 (expected 8 to 256"),
+        (["--data", "builtin:digits?resolution=512&limit_per_class=2"], "Error: model cgan: resolution = 512 (expected 8 to 256"),
         (["--data", "one-class"], "(expected 2 or more labelled classes)"),
     ],
 )
@@ -275,7 +280,7 @@ def test_28_pixel_real_images_train_and_sample_at_28(tmp_path, family):
     data = load_data(f"npz:{BREASTMNIST}?split=train&limit_per_class=4")
     train(data, family, TINY, settings(tmp_path, steps=2, batch_size=4), show_progress=False)
     model = load_snapshot(tmp_path / "run" / "model.safetensors").model
-    images = model.sample(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
+    images = sample(model, torch.tensor([0, 1]), torch.Generator().manual_seed(0))
     assert images.shape == (2, 1, 28, 28)
 
 
