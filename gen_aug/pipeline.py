@@ -9,7 +9,6 @@ output stale, and the checks see that, since each names the output of the one be
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
