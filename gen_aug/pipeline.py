@@ -58,7 +58,7 @@ def _timed(stage: str, action: str, why: str, started: float) -> StageResult:
 
 def _train_stage(job: Job, data, echo) -> StageResult:
     from gen_aug.checkpoint import read_snapshot_meta
-    from gen_aug.train import SNAPSHOT_NAME, STATE_NAME, describe_summary, train_job
+    from gen_aug.train import SNAPSHOT_NAME, STATE_NAME, describe_summary, pick_device, train_job
 
     started = time.perf_counter()
     run = Path(job.train.out)
@@ -74,6 +74,7 @@ def _train_stage(job: Job, data, echo) -> StageResult:
                 f"job [train] steps = {job.train.steps}: {snapshot} already has {meta['steps']:,} steps "
                 "(expected steps at least that many, or a new [train] out)"
             )
+    pick_device(job.train.device)  # a missing GPU is the one line printed, not a stage that starts and fails
     echo(f"== train {job.model.family} on {data.description} for {job.train.steps:,} steps"
          + (" (resuming)" if resume else ""))
     echo(describe_summary(train_job(job, resume=resume)))

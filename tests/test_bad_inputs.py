@@ -403,6 +403,9 @@ BAD_INPUTS = [
     Bad(f"{TRAIN} --device cuda", "--device cuda", "no CUDA device is visible", without_cuda),
     Bad("bench --gpus 1 --n 100", "--gpus 1", "no CUDA device", without_cuda),
     Bad(f"{EVALUATE} --synthetic {{synth}} --device cuda", "--device cuda", "no CUDA device is visible", without_cuda),
+    Bad("run {tmp}/job.toml", "--device cuda", "no CUDA device is visible",
+        lambda folder, assets: (without_cuda(folder, assets), write(
+            "job.toml", '[train]\nout = "{tmp}/run"\nsteps = 2\ndevice = "cuda"\n')(folder, assets))),
 ]
 
 
