@@ -27,7 +27,7 @@ from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_foot
 from gen_aug.synthesis.manifest import (
     JOB_FILE, MANIFEST, build_manifest, done_file, finished_records, remove_state, write_json,
 )
-from gen_aug.synthesis.ownership import inspect_output, refuse_foreign, remove_ours
+from gen_aug.synthesis.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
 from gen_aug.synthesis.records import ShardRecord
@@ -68,10 +68,11 @@ def synthesize(options: SynthesisOptions) -> dict:
     try:
         # After ray.init, which puts in a SIGTERM handler of its own that exits with no word of --resume.
         with ray_session(options.address) as ray, _sigterm_as_interrupt():
-            _check_output(location, options, claim)  # again, now that no other job can start writing here
+            # Again, now that no other job can start writing here: what it finds holds until this job ends.
+            ownership = _check_output(location, options, claim)
             workers = plan_workers(ray, options)
-            settings = _fit_to_workers(planned, options, workers, location)
-            kept = _prepare_output(location, options, settings)
+            settings = _fit_to_workers(planned, options, workers, ownership)
+            kept = _prepare_output(location, options, settings, ownership)
             if options.progress:  # once every refusal is past, so a refused job prints its one error line alone
                 print(describe_plan(settings.plan, workers, footprint, options.shard_size is not None,
                                     sum(record.rows for record in kept.values())), file=sys.stderr)
@@ -143,13 +144,13 @@ def _largest_automatic_shard_size(config) -> int:
 
 
 def _fit_to_workers(planned: PlannedJob, options: SynthesisOptions, workers: Workers,
-                    location: Location) -> JobSettings:
+                    ownership: Ownership) -> JobSettings:
     """The settings on the workers' device, in shards of the size given, the resumed output's, or one sized for them."""
     settings = dataclasses.replace(planned.settings, device=workers.device,
                                    generation_chunk=GENERATION_CHUNK[workers.device])
     if options.shard_size is not None:
         return settings
-    recorded = inspect_output(location).settings if options.resume else None
+    recorded = ownership.settings if options.resume else None
     if recorded is not None:
         settings = keep_recorded_shard_size(settings, options, recorded)
     else:
@@ -219,24 +220,25 @@ def _check_options(options: SynthesisOptions) -> None:
         )
 
 
-def _check_output(location: Location, options: SynthesisOptions, own: Claim | None = None) -> None:
+def _check_output(location: Location, options: SynthesisOptions, own: Claim | None = None) -> Ownership:
     """Refuse an output this run must not touch; run before anything is written, and again under the claim."""
     refuse_live_claim(location, options.out, own)
     ownership = inspect_output(location)
     if not ownership.ours and not ownership.foreign:
-        return
+        return ownership
     if not (options.resume or options.overwrite):
         raise GenaugError(
             f"--out {options.out!r}: not empty (expected a new or empty folder; --resume continues the job there, "
             "--overwrite replaces it)"
         )
     refuse_foreign(ownership, options.out)
+    return ownership
 
 
-def _prepare_output(location: Location, options: SynthesisOptions, settings: JobSettings) -> dict[int, ShardRecord]:
+def _prepare_output(location: Location, options: SynthesisOptions, settings: JobSettings,
+                    ownership: Ownership) -> dict[int, ShardRecord]:
     """Write the job's state; with --resume, keep the shards that still hash as recorded. Returns those."""
     kept: dict[int, ShardRecord] = {}
-    ownership = inspect_output(location)
     try:
         if options.overwrite or (options.resume and ownership.settings is None):
             remove_ours(location, ownership)  # the user's own files stay where they are

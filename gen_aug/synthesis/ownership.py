@@ -37,14 +37,16 @@ def inspect_output(location: Location) -> Ownership:
     except GenaugError as error:
         settings, problem = None, str(error)
     ours, foreign = [], []
+    # Computed once: an output holds a file per image in the png format.
+    folders = set(class_dirs(settings.plan.class_names)) if settings is not None else set()
     for relative in location.list_files():
         if relative == CLAIM_FILE:
             continue  # the claim belongs to whichever job holds it, and goes with that job
-        (ours if _written_by_genaug(relative, settings) else foreign).append(relative)
+        (ours if _written_by_genaug(relative, settings, folders) else foreign).append(relative)
     return Ownership(settings, problem, ours, foreign)
 
 
-def _written_by_genaug(relative: str, settings: JobSettings | None) -> bool:
+def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set[str]) -> bool:
     if relative in (MANIFEST, JOB_FILE) or _DONE.fullmatch(relative):
         return True
     if posixpath.basename(relative).startswith(TEMP_PREFIX):
@@ -54,7 +56,7 @@ def _written_by_genaug(relative: str, settings: JobSettings | None) -> bool:
         return bool(shard or png)
     plan = settings.plan
     if settings.format == "png":
-        return bool(png) and png.group(1) in class_dirs(plan.class_names) and int(png.group(2)) < plan.n
+        return bool(png) and png.group(1) in folders and int(png.group(2)) < plan.n
     return bool(shard) and int(shard.group(1)) < plan.num_shards
 
 
