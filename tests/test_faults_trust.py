@@ -28,6 +28,7 @@ from gen_aug.models import build_model
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, STATE_DIR
 from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.reaper import descendants, process_table
 from gen_aug.synthesis.storage import TEMP_PREFIX
 from gen_aug.synthesis.verify import verify
 
@@ -212,7 +213,38 @@ def full_disk(rng, snapshot, out) -> tuple[bool, bool]:
     return injected, resumed.returncode == 0
 
 
-FAULTS = {"killed encoder": killed_encoder, "hung worker": hung_worker, "two writers": two_writers,
+def running(pid: int, started: int) -> bool:
+    """The process is still this one (same start time) and not only an unreaped exit status."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[0] != "Z" and int(fields[19]) == started
+
+
+def killed_driver(rng, snapshot, out) -> tuple[bool, bool]:
+    """SIGKILL to a `genaug synthesize` on its private Ray: within seconds none of its processes is left; --resume ends it.
+
+    Ray's GCS and raylet die with their driver on their own, its agents only a minute later, so
+    the trial gives them 15 seconds.
+    """
+    cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
+           "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+    job = subprocess.Popen(cli, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = wait_for(out, rng.randint(1, 8))
+    below = descendants({job.pid}, process_table())
+    job.kill()
+    job.wait()
+    deadline = time.time() + 15
+    while any(running(pid, start) for pid, start in below.items()) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid, start in below.items() if running(pid, start)]
+    resumed = subprocess.run(cli + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return started and len(below) >= 3 and not left, resumed.returncode == 0
+
+
+FAULTS = {"killed driver": killed_driver, "killed encoder": killed_encoder, "hung worker": hung_worker, "two writers": two_writers,
           "full disk": full_disk}
 
 

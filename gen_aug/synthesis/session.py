@@ -5,22 +5,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.reaper import reaper
 
 ADDRESS_TIMEOUT_S = 5
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 class ray_session:
-    """ray.init for this job (unless the caller already did) and ray.shutdown after it."""
+    """ray.init for this job (unless the caller already did) and ray.shutdown after it.
+
+    A private Ray gets a token of its own, made for this job and kept in this process's environment,
+    which only its own processes inherit and only this user can read; Ray would otherwise use (and
+    write) the shared ~/.ray/auth_token. A watcher kills its processes should this one be killed.
+    """
 
     def __init__(self, address: str | None):
         self.address = address
         self.started = False
+        self.stack = contextlib.ExitStack()
 
     def __enter__(self):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -32,15 +41,21 @@ class ray_session:
             return ray
         try:
             if self.address is None:
+                self.stack.enter_context(reaper())
+                self.stack.enter_context(_private_token())
                 # 'local' starts a private instance even where `ray start` left a cluster to join by default.
-                # Ray turns token authentication on for it and says so in a warning line on every run: keep quiet.
+                # Ray says it turned token authentication on in a warning line on every run: keep quiet.
                 logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
                 with _loopback_only():
                     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
+            self.stack.close()
             raise GenaugError(f"--address {self.address!r}: cannot join the Ray cluster ({error})") from None
+        except BaseException:
+            self.stack.close()
+            raise
         self.started = True
         return ray
 
@@ -48,7 +63,33 @@ class ray_session:
         if self.started:
             import ray
 
-            ray.shutdown()
+            try:
+                ray.shutdown()
+            finally:
+                self.stack.close()
+
+
+@contextlib.contextmanager
+def _private_token():
+    """RAY_AUTH_MODE=token with a fresh RAY_AUTH_TOKEN for the block; the user's own settings after it."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    saved = {name: os.environ.get(name) for name in AUTH_VARIABLES}
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    # Ray reads its mode and token once and caches them: read again, now and after.
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
 
 
 @contextlib.contextmanager
