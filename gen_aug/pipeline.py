@@ -110,7 +110,7 @@ def synthesis_options(job: Job, snapshot: Path, synthetic: str):
 
 
 def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageResult:
-    from gen_aug.synthesis.driver import keep_recorded_shard_size, local_device, plan_job, synthesize
+    from gen_aug.synthesis.driver import keep_recorded_layout, local_device, plan_job, synthesize
     from gen_aug.synthesis.manifest import MANIFEST, describe_manifest
     from gen_aug.synthesis.storage import open_location
     from gen_aug.synthesis.verify import verify
@@ -120,8 +120,9 @@ def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageRe
     planned = plan_job(options, local_device(options))
     location = open_location(synthetic)
     found = _recorded_settings(location)
-    # A job without shard_size takes any: the one recorded, whatever worker count chose it, is the job's.
-    expected = keep_recorded_shard_size(planned.settings, options, found)
+    # A job without shard_size takes any: the one recorded, whatever worker count chose it, is the job's; and
+    # an output keeps the file layout it was written in.
+    expected = keep_recorded_layout(planned.settings, options, found)
     same = found is not None and not expected.differences(found)
     if same and location.exists(MANIFEST):
         report = verify(synthetic)

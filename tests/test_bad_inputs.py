@@ -367,6 +367,12 @@ BAD_INPUTS = [
         synth_copy(manifest_edit(lambda m: m["plan"].update(shard_size=0)))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a genaug plan", synth_copy(manifest_edit(lambda m: m.update(plan=[1])))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "format 'zip'", synth_copy(manifest_edit(lambda m: m.update(format="zip")))),
+    Bad("verify {out}", f"{{out}}/{MANIFEST}", "layout 'zip' (expected one of hub, flat)",
+        synth_copy(manifest_edit(lambda m: m["plan"].update(layout="zip")))),
+    Bad(f"{SYNTH} --n 30 --overwrite", "'README.md'", "genaug would not write",
+        synth_copy(lambda out: ((out / "README.md").write_text("# mine\n"), (out / MANIFEST).write_text("{")))),
+    Bad("synthesize --model {snapshot} --n 30 --out s3://bucket/x?endpoint_override=127.0.0.1:9&scheme=http",
+        "--out 's3://bucket/x?endpoint_override=127.0.0.1:9&scheme=http'", "cannot reach it"),
     # evaluate
     Bad(f"{EVALUATE} --synthetic {{tmp}}/none", "{tmp}/none", "no manifest.json"),
     Bad(f"{EVALUATE} --synthetic {{synth}}", f"{{synth}}/{MANIFEST}", "classes cat, dog, owl (expected the real data's"),

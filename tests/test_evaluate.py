@@ -172,9 +172,10 @@ def test_a_test_set_of_other_classes_or_shape_is_a_one_line_error(synthetic, tmp
 def corrupt(synthetic, tmp_path):
     out = tmp_path / "corrupt"
     shutil.copytree(synthetic, out)
-    data = bytearray((out / "shard-00001.parquet").read_bytes())
+    shard = next(out.glob("data/train-00001-of-*.parquet"))
+    data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (out / "shard-00001.parquet").write_bytes(bytes(data))
+    shard.write_bytes(bytes(data))
     return out
 
 

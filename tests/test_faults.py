@@ -157,7 +157,7 @@ def wait_for_done_shards(out: Path, count: int) -> bool:
 
 
 def outcome(fault: str, out: Path, completed: bool, clean: dict[int, str], injected: bool, started: float) -> Trial:
-    columns = [pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in out.glob("shard-*.parquet")]
+    columns = [pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in out.glob("data/train-*.parquet")]
     indices = np.concatenate([np.empty(0, np.int64), *columns])
     unique = np.unique(indices)
     hashes = shard_hashes(out) if (out / MANIFEST).exists() else {}

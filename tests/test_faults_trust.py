@@ -87,7 +87,7 @@ def wait_for(out: Path, count: int, timeout_s: float = 120) -> bool:
 
 
 def outcome(fault: str, out: Path, injected: bool, completed: bool, expected: dict, shm_before: set) -> Trial:
-    columns = [pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in out.glob("shard-*.parquet")]
+    columns = [pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in out.glob("data/train-*.parquet")]
     indices = np.concatenate([np.empty(0, np.int64), *columns])
     found = hashes(out) if (out / MANIFEST).exists() else {}
     leftovers = [p for p in out.rglob("*") if p.name.startswith(TEMP_PREFIX) or p.name == STATE_DIR]

@@ -60,7 +60,7 @@ def one_worker(ray_local, digits_snapshot, threshold, tmp_path_factory):
 def test_exactly_n_images_each_confident_and_reproducible_from_its_latent(one_worker, judge, threshold, digits_snapshot):
     out, manifest = one_worker
     assert verify(str(out)).ok and manifest["totals"]["images"] == N
-    table = pq.read_table(sorted(out.glob("*.parquet")))
+    table = pq.read_table(sorted(out.glob("data/*.parquet")))
     latent = table.column("latent_index").to_numpy()
     index, labels = table.column("index").to_numpy(), table.column("label").to_numpy()
     assert np.array_equal(index, np.arange(N)) and np.array_equal(latent % N, index)
@@ -94,7 +94,7 @@ def test_two_workers_write_the_same_bytes(one_worker, digits_snapshot, threshold
 def test_png_files_carry_their_latent_index(one_worker, digits_snapshot, threshold, tmp_path):
     out, _ = one_worker
     filtered(digits_snapshot, tmp_path / "png", threshold, image_format="png")
-    latent = pq.read_table(sorted(out.glob("*.parquet"))).column("latent_index").to_pylist()
+    latent = pq.read_table(sorted(out.glob("data/*.parquet"))).column("latent_index").to_pylist()
     found = {int(p.stem): int(Image.open(p).text["latent_index"]) for p in (tmp_path / "png").rglob("*.png")}
     assert found == dict(enumerate(latent))
 

@@ -41,7 +41,7 @@ def output(tmp_path, request):
 
 
 def first_file(out, image_format):
-    return out / (f"{NAMES[0]}/0.png" if image_format == "png" else "shard-00000.parquet")
+    return out / (f"{NAMES[0]}/0.png" if image_format == "png" else "data/train-00000-of-00003.parquet")
 
 
 def test_a_finished_output_verifies(output):
@@ -78,18 +78,19 @@ def test_missing_and_unlisted_files(output):
     assert not report.ok
 
 
-@pytest.mark.parametrize("path", ["../outside.parquet", "/etc/passwd", "sub/../../x.parquet", "shard-00001.parquet"])
+@pytest.mark.parametrize("path", ["../outside.parquet", "/etc/passwd", "sub/../../x.parquet",
+                                  "data/train-00001-of-00003.parquet"])
 def test_manifest_paths_outside_the_plan_are_refused(tmp_path, path):
     out, _ = write_output(tmp_path, "parquet")
-    (tmp_path / "outside.parquet").write_bytes((out / "shard-00000.parquet").read_bytes())
+    (tmp_path / "outside.parquet").write_bytes((out / "data/train-00000-of-00003.parquet").read_bytes())
     manifest = json.loads((out / MANIFEST).read_text())
     manifest["shards"][0]["file"] = path
     (out / MANIFEST).write_text(json.dumps(manifest))
     report = verify(str(out))
     assert len(report.refused) == 1 and path in report.refused[0]
-    assert ("escapes the output folder" in report.refused[0]) == (path != "shard-00001.parquet")
+    assert ("escapes the output folder" in report.refused[0]) == (path != "data/train-00001-of-00003.parquet")
     assert "shard 0 (no record in the manifest)" in report.missing
-    assert "shard-00000.parquet" in report.unlisted
+    assert "data/train-00000-of-00003.parquet" in report.unlisted
 
 
 @pytest.mark.parametrize("content, message", [(None, "no manifest.json"), ("{not json", "unreadable"),

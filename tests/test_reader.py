@@ -98,7 +98,7 @@ def corrupt_copy(outputs, image_format, tmp_path) -> Path:
         victim = next(p for p in out.rglob("*.png") if plan.shard_size <= int(p.stem) < 2 * plan.shard_size)
         victim.write_bytes(next(out.rglob("0.png")).read_bytes())
     else:
-        (out / "shard-00001.parquet").write_bytes((out / "shard-00002.parquet").read_bytes())
+        (out / "data/train-00001-of-00004.parquet").write_bytes((out / "data/train-00002-of-00004.parquet").read_bytes())
     return out
 
 
@@ -112,11 +112,11 @@ def test_a_shard_that_differs_from_its_record_is_refused(outputs, image_format, 
         load_synthetic(dataset.out)
 
 
-@pytest.mark.parametrize("file", ["../outside.parquet", "/etc/passwd", "shard-00002.parquet"])
+@pytest.mark.parametrize("file", ["../outside.parquet", "/etc/passwd", "data/train-00002-of-00004.parquet"])
 def test_manifest_paths_are_never_followed(outputs, tmp_path, file):
     out = tmp_path / "out"
     shutil.copytree(outputs["parquet"], out)
-    (tmp_path / "outside.parquet").write_bytes((out / "shard-00001.parquet").read_bytes())
+    (tmp_path / "outside.parquet").write_bytes((out / "data/train-00001-of-00004.parquet").read_bytes())
     manifest = json.loads((out / MANIFEST).read_text())
     manifest["shards"][1]["file"] = file
     (out / MANIFEST).write_text(json.dumps(manifest))

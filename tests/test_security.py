@@ -143,9 +143,9 @@ def output_pointing_outside(tmp_path: Path, **options) -> tuple[str, Path, bytes
     snapshot = snapshot_with_classes(tmp_path / "model.safetensors", ["cat", "dog", "owl"])
     out = tmp_path / "out"
     synthesize(SynthesisOptions(snapshot, str(out), **options))
-    good = (out / "shard-00000.parquet").read_bytes()
-    shutil.copy(out / "shard-00000.parquet", tmp_path / "outside.parquet")
-    (out / "shard-00000.parquet").write_bytes(good[: len(good) // 2])
+    good = (out / "data/train-00000-of-00003.parquet").read_bytes()
+    shutil.copy(out / "data/train-00000-of-00003.parquet", tmp_path / "outside.parquet")
+    (out / "data/train-00000-of-00003.parquet").write_bytes(good[: len(good) // 2])
     manifest = json.loads((out / MANIFEST).read_text())
     manifest["shards"][0]["file"] = "../outside.parquet"
     (out / MANIFEST).write_text(json.dumps(manifest))
@@ -162,7 +162,7 @@ def test_manifest_paths_outside_the_output_are_refused_by_verify_and_resume(ray_
     assert result.exit_code == 1 and "file '../outside.parquet' escapes the output folder" in result.output
     resumed = synthesize(SynthesisOptions(snapshot, str(out), resume=True, **JOB))
     assert resumed["images_resumed"] == 20  # shards 1 and 2 kept, shard 0 written again inside
-    assert (out / "shard-00000.parquet").read_bytes() == good
+    assert (out / "data/train-00000-of-00003.parquet").read_bytes() == good
     assert (tmp_path / "outside.parquet").read_bytes() == good
     assert verify(str(out)).ok
 

@@ -76,9 +76,8 @@ def test_huggingface_datasets_reads_images_and_class_names(tmp_path):
     plan = make_plan(NAMES, n=12, shard_size=12)
     images = images_for(12)
     write_shard(open_location(str(tmp_path / "out")), plan, plan.shard(0), images, FORMATS["parquet"])
-    loaded = datasets.load_dataset(
-        "parquet", data_files=str(tmp_path / "out" / "*.parquet"), split="train", cache_dir=str(tmp_path / "cache")
-    )
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "*.parquet"), split="train",
+                                   cache_dir=str(tmp_path / "cache"))
     assert isinstance(loaded.features["image"], datasets.Image)
     assert isinstance(loaded.features["label"], datasets.ClassLabel)
     assert loaded.features["label"].names == list(NAMES)
@@ -104,7 +103,7 @@ def test_written_shards_hash_as_recorded_and_read_back(tmp_path, image_format):
     files = location.list_files()
     assert not any(TEMP_PREFIX in f for f in files)
     if image_format in ("parquet", "raw"):
-        assert files == ["shard-00002.parquet"]
+        assert files == ["data/train-00002-of-00003.parquet"]
         assert record.sha256 == hashlib.sha256((tmp_path / "out" / files[0]).read_bytes()).hexdigest()
     else:
         assert files == sorted(shard_format.files(plan, shard))
@@ -131,10 +130,10 @@ def test_raw_shard_holds_pixels_that_numpy_reads_directly(tmp_path):
     plan = make_plan(NAMES, n=6, shard_size=6, seed=2)
     images = np.random.default_rng(0).integers(0, 256, (6, 3, 5, 5), dtype=np.uint8)
     write_shard(open_location(str(tmp_path)), plan, plan.shard(0), images, FORMATS["raw"])
-    table = pq.read_table(tmp_path / "shard-00000.parquet")
+    table = pq.read_table(tmp_path / "data/train-00000-of-00001.parquet")
     shape = json.loads(table.schema.metadata[b"genaug"])["image_shape"]
     assert shape == [3, 5, 5] and table.schema.field("image").type == pa.binary(75)
     pixels = np.frombuffer(b"".join(table.column("image").to_pylist()), np.uint8).reshape(6, *shape)
     assert np.array_equal(pixels, images)
     assert table.column("label").to_pylist() == plan.labels(0, 6).tolist()
-    assert pq.ParquetFile(tmp_path / "shard-00000.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    assert pq.ParquetFile(tmp_path / "data/train-00000-of-00001.parquet").metadata.row_group(0).column(0).compression == "ZSTD"

@@ -47,7 +47,7 @@ def shard_hashes(out) -> dict:
 
 def assert_complete(out, n: int) -> None:
     """Exactly n rows, each index once, every hash as the manifest says, nothing else in the folder."""
-    files = sorted(Path(out).glob("*.parquet"))
+    files = sorted(Path(out).glob("data/*.parquet"))
     indices = np.concatenate([pq.read_table(f, columns=["index"]).column("index").to_numpy() for f in files])
     assert len(indices) == n and np.array_equal(np.sort(indices), np.arange(n))
     report = verify(str(out))
@@ -89,13 +89,13 @@ def test_parquet_reads_back_in_pyarrow_ray_data_and_datasets(ray_local, snapshot
     assert result.exit_code == 0, result.output
     assert "60 in 4 parquet shards" in result.output
     assert_complete(out, 60)
-    table = pq.read_table(sorted(out.glob("*.parquet"))[0])
+    table = pq.read_table(sorted(out.glob("data/*.parquet"))[0])
     assert table.column_names == ["image", "label", "class_name", "index", "seed"]
     rows = ray_local.data.read_parquet(str(out), file_extensions=["parquet"]).take_all()
     assert len(rows) == 60 and {r["class_name"] for r in rows} == set(NAMES)
     assert all(r["image"]["bytes"].startswith(b"\x89PNG") for r in rows)
     datasets = pytest.importorskip("datasets")
-    loaded = datasets.load_dataset("parquet", data_files=str(out / "*.parquet"), split="train",
+    loaded = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train",
                                    cache_dir=str(tmp_path / "cache"))
     assert isinstance(loaded.features["image"], datasets.Image)
     assert loaded.features["label"].names == NAMES and len(loaded) == 60

@@ -92,8 +92,8 @@ def test_overwrite_replaces_genaug_files_and_keeps_the_users(job, digits_snapsho
     assert code == 0, output
     assert (out / "README.txt").read_text() == "my notes"
     assert (out / "0" / "notes.txt").read_text() == "inside a class folder"
-    assert not list(out.rglob("*.png")) and sorted(p.name for p in out.glob("shard-*")) == [
-        f"shard-0000{i}.parquet" for i in range(4)]
+    assert not list(out.rglob("*.png")) and sorted(p.name for p in out.glob("data/*")) == [
+        f"train-0000{i}-of-00004.parquet" for i in range(4)]
     assert sorted(verify(str(out)).unlisted) == ["0/notes.txt", "README.txt"]
 
 
@@ -134,7 +134,7 @@ def test_a_linked_state_folder_is_never_written_through(job, digits_snapshot, tm
 def test_verify_reads_no_link_or_special_file_in_place_of_a_shard(job, tmp_path, replacement):
     out = tmp_path / "out"
     job(out)
-    shard = out / "shard-00001.parquet"
+    shard = out / "data/train-00001-of-00004.parquet"
     if replacement == "fifo":
         shard.unlink()
         os.mkfifo(shard)

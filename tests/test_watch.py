@@ -97,7 +97,7 @@ def test_genaug_run_skips_a_finished_job_without_shard_size_whatever_its_workers
 
     synthetic = str(tmp_path / "run" / "synth")
     assert [stage(2), stage(2), stage(1)] == ["ran", "skipped", "skipped"]
-    (tmp_path / "run" / "synth" / "shard-00001.parquet").write_bytes(b"damaged")
+    next((tmp_path / "run" / "synth").glob("data/train-00001-of-*.parquet")).write_bytes(b"damaged")
     assert stage(1) == "resumed"
     manifest = json.loads((tmp_path / "run" / "synth" / MANIFEST).read_text())
     assert manifest["plan"]["shard_size"] == 100 and manifest["images_resumed"] == 300

@@ -32,6 +32,7 @@ from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.scheduler import ShardJob, ShardRun, run_shards
+from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card
 from gen_aug.synthesis.session import Workers, plan_workers, ray_session
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location, open_location
@@ -81,7 +82,7 @@ def synthesize(options: SynthesisOptions) -> dict:
             run = run_shards(ray, job, kept)
         manifest = _manifest(options, settings, planned.snapshot_meta, run, kept, started)
         check_claim(location, claim, options.out)
-        _finish(location, options, manifest)
+        _finish(location, options, settings, manifest)
     finally:
         release_claim(location, claim)
         if new_folder:
@@ -89,8 +90,9 @@ def synthesize(options: SynthesisOptions) -> dict:
     return manifest
 
 
-def _finish(location: Location, options: SynthesisOptions, manifest: dict) -> None:
+def _finish(location: Location, options: SynthesisOptions, settings: JobSettings, manifest: dict) -> None:
     try:
+        location.write_atomic(CARD, dataset_card(settings, manifest).encode())
         write_json(location, MANIFEST, manifest)
         remove_state(location)
         location.sweep_temporaries()
@@ -148,27 +150,30 @@ def _fit_to_workers(planned: PlannedJob, options: SynthesisOptions, workers: Wor
     """The settings on the workers' device, in shards of the size given, the resumed output's, or one sized for them."""
     settings = dataclasses.replace(planned.settings, device=workers.device,
                                    generation_chunk=GENERATION_CHUNK[workers.device])
-    if options.shard_size is not None:
-        return settings
     recorded = ownership.settings if options.resume else None
     if recorded is not None:
-        settings = keep_recorded_shard_size(settings, options, recorded)
-    else:
+        settings = keep_recorded_layout(settings, options, recorded)
+    if options.shard_size is not None:
+        return settings
+    if recorded is None:
         size = automatic_shard_size(settings.plan.n, workers.count, _largest_automatic_shard_size(planned.model.config))
         settings = dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, shard_size=size))
     _check_shard_bytes(settings.plan, planned.model.config)  # a record edited by hand may ask for any size
     return settings
 
 
-def keep_recorded_shard_size(settings: JobSettings, options: SynthesisOptions,
-                             recorded: JobSettings | None) -> JobSettings:
-    """With no shard size given any size will do, so an output's recorded one does: its finished shards still count.
+def keep_recorded_layout(settings: JobSettings, options: SynthesisOptions,
+                         recorded: JobSettings | None) -> JobSettings:
+    """The output's recorded file layout, and its shard size where none is given: its finished shards still count.
 
-    This keeps `--resume` and `genaug run` from redoing a job whose worker count (and so automatic size) changed.
+    This keeps `--resume` and `genaug run` from redoing a job whose worker count (and so automatic size)
+    changed, or one written before shards were laid out as a Hugging Face dataset repository.
     """
-    if options.shard_size is not None or recorded is None:
+    if recorded is None:
         return settings
-    return dataclasses.replace(settings, plan=dataclasses.replace(settings.plan, shard_size=recorded.plan.shard_size))
+    shard_size = recorded.plan.shard_size if options.shard_size is None else settings.plan.shard_size
+    plan = dataclasses.replace(settings.plan, shard_size=shard_size, layout=recorded.plan.layout)
+    return dataclasses.replace(settings, plan=plan)
 
 
 def _check_shard_bytes(plan: Plan, config) -> None:
@@ -254,8 +259,10 @@ def _prepare_output(location: Location, options: SynthesisOptions, settings: Job
         write_json(location, JOB_FILE, settings.to_dict())
         for record in kept.values():
             write_json(location, done_file(record.shard_idx), record.to_dict())
-        if location.exists(MANIFEST):  # a manifest must never outlive the shards it vouches for
+        if location.exists(MANIFEST):  # a manifest (and its card) must never outlive the shards it vouches for
             location.delete(MANIFEST)
+        if is_genaug_card(location):
+            location.delete(CARD)
     except OSError as error:
         raise GenaugError(f"--out {options.out!r}: cannot write ({error}; expected a writable folder)") from None
     return kept

@@ -1,7 +1,8 @@
 """Shard formats as objects from one table: each names a shard's files, encodes, digests and decodes them.
 
 A shard is the images of one contiguous index range. `parquet` and `raw` shards are one Parquet
-file each; `png` shards are one PNG per image in an ImageFolder tree, <class folder>/<index>.png.
+file each, named as a Hugging Face dataset repository names them (data/train-00000-of-00010.parquet;
+shard-00000.parquet at the root in outputs of the older 'flat' layout); `png` shards are one PNG per image in an ImageFolder tree, <class folder>/<index>.png.
 A new format is one new class in FORMATS. Every shard is written and read through the same two
 functions below, so the digest a writer records is the one every reader recomputes.
 """
@@ -21,6 +22,7 @@ from gen_aug.synthesis.plan import Plan, Shard
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.storage import Location
 
+DATA_DIR = "data"  # the Parquet shards' folder in the 'hub' layout
 MAX_PATH_PART_BYTES = 96  # well under every file system's 255-byte name limit, with room for a suffix
 _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
@@ -36,7 +38,7 @@ class ShardFormat(abc.ABC):
         """The shard's files, relative to the output folder, in index order."""
 
     @abc.abstractmethod
-    def listed_file(self, shard_idx: int) -> str | None:
+    def listed_file(self, plan: Plan, shard_idx: int) -> str | None:
         """What a manifest record names as the shard's file; None where the files follow from the plan."""
 
     @abc.abstractmethod
@@ -54,10 +56,10 @@ class ShardFormat(abc.ABC):
 
 class _OneParquetFile(ShardFormat):
     def files(self, plan: Plan, shard: Shard) -> list[str]:
-        return [shard_file(shard.shard_idx)]
+        return [shard_file(plan, shard.shard_idx)]
 
-    def listed_file(self, shard_idx: int) -> str | None:
-        return shard_file(shard_idx)
+    def listed_file(self, plan: Plan, shard_idx: int) -> str | None:
+        return shard_file(plan, shard_idx)
 
     def digest(self, files: list[tuple[str, bytes]]) -> str:
         ((_, data),) = files
@@ -101,7 +103,7 @@ class PngFormat(ShardFormat):
         labels = plan.labels(shard.start, shard.stop)
         return [f"{folders[label]}/{index}.png" for index, label in zip(range(shard.start, shard.stop), labels)]
 
-    def listed_file(self, shard_idx: int) -> str | None:
+    def listed_file(self, plan: Plan, shard_idx: int) -> str | None:
         return None
 
     def encode(self, plan, shard, images, latent_indices):
@@ -129,8 +131,10 @@ def get_format(name: object, where: str = "--format") -> ShardFormat:
     return FORMATS[name]
 
 
-def shard_file(shard_idx: int) -> str:
-    return f"shard-{shard_idx:05d}.parquet"
+def shard_file(plan: Plan, shard_idx: int) -> str:
+    if plan.layout == "flat":
+        return f"shard-{shard_idx:05d}.parquet"
+    return f"{DATA_DIR}/train-{shard_idx:05d}-of-{plan.num_shards:05d}.parquet"
 
 
 def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray, shard_format: ShardFormat,
@@ -143,7 +147,7 @@ def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray
     for relative, data in files:
         location.write_atomic(relative, data, sync=shard_format.sync_files)
     return ShardRecord(
-        shard_idx=shard.shard_idx, file=shard_format.listed_file(shard.shard_idx), start=shard.start,
+        shard_idx=shard.shard_idx, file=shard_format.listed_file(plan, shard.shard_idx), start=shard.start,
         stop=shard.stop, rows=shard.rows,
         class_counts=tuple(np.bincount(plan.labels(shard.start, shard.stop), minlength=len(plan.class_names)).tolist()),
         bytes=sum(len(data) for _, data in files), sha256=shard_format.digest(files),

@@ -102,7 +102,7 @@ def _record_matches(location: Location, settings: JobSettings, record: ShardReco
     if not 0 <= record.shard_idx < plan.num_shards:
         return False
     shard = plan.shard(record.shard_idx)
-    if (record.start, record.stop, record.file) != (shard.start, shard.stop, shard_format.listed_file(shard.shard_idx)):
+    if (record.start, record.stop, record.file) != (shard.start, shard.stop, shard_format.listed_file(plan, shard.shard_idx)):
         return False
     try:
         _, sha256, num_bytes = read_shard(location, plan, shard, shard_format, recorded_bytes=record.bytes)

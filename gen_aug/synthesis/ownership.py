@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass
 
 from gen_aug.errors import GenaugError
+from gen_aug.synthesis.card import CARD, is_genaug_card
 from gen_aug.synthesis.claim import CLAIM_FILE
-from gen_aug.synthesis.formats import class_dirs
+from gen_aug.synthesis.formats import DATA_DIR, class_dirs, shard_file
 from gen_aug.synthesis.manifest import DONE_DIR, JOB_FILE, MANIFEST, STATE_DIR, previous_settings
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import TEMP_PREFIX, Location
 
-_SHARD = re.compile(r"shard-([0-9]{5,})\.parquet")
+_SHARD = re.compile(r"shard-([0-9]{5,})\.parquet|" + re.escape(DATA_DIR) + r"/train-([0-9]{5,})-of-[0-9]{5,}\.parquet")
 _PNG = re.compile(r"([^/]+)/([0-9]+)\.png")
 _DONE = re.compile(re.escape(DONE_DIR) + r"/[0-9]{5,}\.json")
 
@@ -42,7 +43,9 @@ def inspect_output(location: Location) -> Ownership:
     for relative in location.list_files():
         if relative == CLAIM_FILE:
             continue  # the claim belongs to whichever job holds it, and goes with that job
-        (ours if _written_by_genaug(relative, settings, folders) else foreign).append(relative)
+        # A README.md is the commonest file name there is: genaug's only where it is genaug's card.
+        written = is_genaug_card(location) if relative == CARD else _written_by_genaug(relative, settings, folders)
+        (ours if written else foreign).append(relative)
     return Ownership(settings, problem, ours, foreign)
 
 
@@ -57,7 +60,8 @@ def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set
     plan = settings.plan
     if settings.format == "png":
         return bool(png) and png.group(1) in folders and int(png.group(2)) < plan.n
-    return bool(shard) and int(shard.group(1)) < plan.num_shards
+    return bool(shard) and any(int(index) < plan.num_shards and relative == shard_file(plan, int(index))
+                               for index in shard.groups() if index)
 
 
 def remove_ours(location: Location, ownership: Ownership) -> None:

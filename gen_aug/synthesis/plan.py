@@ -22,6 +22,10 @@ _COUNT = re.compile(r"-?[0-9][0-9_]*(\.[0-9]*)?([eE]\+?[0-9]+)?")
 # Consecutive indices step through the class-sorted order by about n/phi, which spreads every class
 # evenly over the index range (a Weyl sequence), so each shard holds close to the job's class mix.
 _INVERSE_GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
+# Where Parquet shards lie: 'hub' as a Hugging Face dataset repository (data/train-00000-of-00010.parquet, a
+# README.md card at the root) that datasets and Ray Data open as it is, pandas and pyarrow at data/; 'flat'
+# (shard-00000.parquet at the root) is how outputs were laid out before, and one recorded without a layout is.
+LAYOUTS = ("hub", "flat")
 
 
 def parse_count(text: str, name: str = "--n") -> int:
@@ -55,6 +59,7 @@ class Plan:
     shard_size: int  # images per shard; the last shard may be shorter
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]  # images of each class, 0 for classes left out
+    layout: str = "hub"  # one of LAYOUTS; it names files, and never changes their bytes
 
     @property
     def n(self) -> int:
@@ -93,6 +98,7 @@ class Plan:
             "shard_size": self.shard_size,
             "class_names": list(self.class_names),
             "class_counts": list(self.class_counts),
+            "layout": self.layout,
         }
 
     @classmethod
@@ -103,6 +109,7 @@ class Plan:
                 int(record["shard_size"]),
                 tuple(str(name) for name in record["class_names"]),
                 tuple(int(count) for count in record["class_counts"]),
+                record.get("layout", "flat"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise GenaugError(
@@ -110,6 +117,8 @@ class Plan:
             ) from None
         if plan.n != record.get("n", plan.n) or len(plan.class_counts) != len(plan.class_names):
             raise GenaugError(f"{source}: class counts do not add up (expected one count per class summing to n)")
+        if plan.layout not in LAYOUTS:
+            raise GenaugError(f"{source}: layout {plan.layout!r:.40} (expected one of {', '.join(LAYOUTS)})")
         if plan.shard_size < 1 or plan.seed < 0 or plan.n < 1 or min(plan.class_counts) < 0:
             raise GenaugError(
                 f"{source}: plan with shard_size {plan.shard_size}, seed {plan.seed}, class_counts "

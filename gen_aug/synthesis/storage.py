@@ -209,7 +209,15 @@ class LocalLocation(Location):
 
 
 class ObjectStoreLocation(Location):
-    """Object stores have no links and no partial objects: a PUT lands whole or not at all."""
+    """A folder of a pyarrow file system given by URI: S3 and GCS buckets, or HDFS.
+
+    S3 and GCS have no links and no partial objects: a PUT (multipart uploads included) lands whole
+    when it completes or not at all, so a file is written to its final key directly. A rename there
+    would be a server-side copy of every byte and a delete, doubling the traffic and the time.
+    Other file systems show a file while it is written: there it goes to a temporary name first.
+    """
+
+    ATOMIC_PUT = ("s3", "gcs")  # pyarrow FileSystem.type_name values
 
     def __init__(self, uri: str, fs: pafs.FileSystem, root: str):
         self.uri, self.fs, self.root = uri, fs, root
@@ -219,6 +227,10 @@ class ObjectStoreLocation(Location):
 
     def write_atomic(self, relative: str, data: bytes, *, sync: bool = True) -> None:
         final = self.path(relative)
+        if self.fs.type_name in self.ATOMIC_PUT:
+            with self.fs.open_output_stream(final, compression=None) as stream:
+                stream.write(data)
+            return
         folder, name = posixpath.split(final)
         temporary = posixpath.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}")
         self.fs.create_dir(folder, recursive=True)
@@ -282,6 +294,11 @@ def open_location(uri: str) -> Location:
         raise GenaugError(
             f"--out {uri!r}: cannot open ({error}; expected a folder or a URI such as s3://bucket/dir)"
         ) from None
-    if fs.get_file_info(root).type == pafs.FileType.File:
+    try:
+        found = fs.get_file_info(root).type
+    except OSError as error:  # no server there, no such bucket, no credentials
+        raise GenaugError(f"--out {uri!r}: cannot reach it ({error}; expected a reachable bucket and its "
+                          "credentials in the environment)") from None
+    if found == pafs.FileType.File:
         raise GenaugError(f"--out {uri!r}: is a file (expected a folder)")
     return ObjectStoreLocation(uri, fs, root.rstrip("/") or "/")

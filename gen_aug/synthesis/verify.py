@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gen_aug.errors import GenaugError
+from gen_aug.synthesis.card import CARD, is_genaug_card
 from gen_aug.synthesis.formats import ShardFormat, get_format, read_shard
 from gen_aug.synthesis.manifest import MANIFEST, load_manifest
 from gen_aug.synthesis.plan import Plan
@@ -76,6 +77,8 @@ def verify(out: str) -> VerifyReport:
     report.missing += [
         f"shard {s.shard_idx} (no record in the manifest)" for s in plan.shards() if s.shard_idx not in records
     ]
+    if is_genaug_card(location):
+        expected_files.add(CARD)  # a description of the shards, edited freely: not hashed, never unlisted
     report.unlisted = [f for f in location.list_files() if f not in expected_files]
     return report
 
@@ -108,7 +111,7 @@ def _planned(manifest: dict, plan: Plan, shard_format: ShardFormat, report: Veri
         if not 0 <= record.shard_idx < plan.num_shards:
             report.refused.append(f"shard {record.shard_idx} (the plan has shards 0-{plan.num_shards - 1})")
             continue
-        expected = shard_format.listed_file(record.shard_idx)
+        expected = shard_format.listed_file(plan, record.shard_idx)
         if record.file != expected:
             file = record.file
             escapes = isinstance(file, str) and (file.startswith("/") or "\\" in file or ".." in file.split("/"))

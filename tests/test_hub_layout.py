@@ -1,0 +1,141 @@
+"""An output is a Hugging Face dataset repository: every usual reader opens it with no options, and old outputs still work.
+
+Parquet shards lie under data/ with the Hub's names, README.md at the root is a dataset card, and
+the manifest sits beside them at the root, where readers of data/ never see it.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from gen_aug.synthesis.card import CARD, MARKER
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.reader import load_synthetic
+from gen_aug.synthesis.verify import verify
+
+JOB = {"n": 30, "shard_size": 10, "seed": 3, "workers": 1, "progress": False}
+DIGITS = [str(d) for d in range(10)]
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def outputs(ray_local, digits_snapshot, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hub")
+    for image_format in ("parquet", "raw", "png"):
+        synthesize(SynthesisOptions(digits_snapshot, str(folder / image_format), format=image_format, **JOB))
+    return folder
+
+
+def card_header(out) -> dict:
+    text = (out / CARD).read_text()
+    assert text.startswith("---\n") and MARKER in text
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_parquet_shards_have_the_hub_names_and_a_card(outputs):
+    out = outputs / "parquet"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        CARD, "data/train-00000-of-00003.parquet", "data/train-00001-of-00003.parquet",
+        "data/train-00002-of-00003.parquet", MANIFEST]
+    header = card_header(out)
+    assert header["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    label = next(f for f in header["dataset_info"]["features"] if f["name"] == "label")
+    assert label["dtype"]["class_label"]["names"] == {str(i): name for i, name in enumerate(DIGITS)}
+    assert header["dataset_info"]["splits"][0]["num_examples"] == 30
+    assert "genaug verify" in (out / CARD).read_text() and verify(str(out)).ok
+
+
+@pytest.mark.parametrize("image_format", ["parquet", "raw"])
+def test_pandas_and_pyarrow_read_the_data_folder_with_no_options(outputs, image_format):
+    data = outputs / image_format / "data"
+    frame = pd.read_parquet(data)
+    table = pq.read_table(data)
+    assert len(frame) == table.num_rows == 30
+    assert sorted(frame["index"]) == list(range(30)) and set(frame["class_name"]) <= set(DIGITS)
+
+
+@pytest.mark.parametrize("image_format", ["parquet", "raw"])
+def test_huggingface_datasets_opens_the_folder_itself_and_as_parquet(outputs, image_format, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = str(outputs / image_format)
+    for loaded in (datasets.load_dataset(out, cache_dir=str(tmp_path / "a")),
+                   datasets.load_dataset("parquet", data_dir=out, cache_dir=str(tmp_path / "b"))):
+        train = loaded["train"]
+        assert list(loaded) == ["train"] and len(train) == 30
+        assert sorted(train["index"]) == list(range(30))
+        if image_format == "parquet":
+            assert train.features["label"].names == DIGITS
+            assert np.asarray(train[0]["image"]).shape == (8, 8)
+
+
+@pytest.mark.parametrize("image_format", ["parquet", "raw"])
+def test_ray_data_reads_the_folder_with_no_options(outputs, image_format):
+    import ray
+
+    dataset = ray.data.read_parquet(str(outputs / image_format))
+    assert dataset.count() == 30
+    assert sorted(row["index"] for row in dataset.select_columns(["index"]).take_all()) == list(range(30))
+
+
+def test_imagefolder_and_datasets_read_the_png_output(outputs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    torchvision = pytest.importorskip("torchvision")
+    out = outputs / "png"
+    folder = torchvision.datasets.ImageFolder(str(out))
+    assert len(folder) == 30 and set(folder.classes) <= set(DIGITS)
+    loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))["train"]
+    assert len(loaded) == 30 and card_header(out) == {"tags": ["synthetic", "genaug"]}
+
+
+def flat_copy(out, tmp_path):
+    """The output as genaug wrote it before the Hub layout: shard-00000.parquet at the root, no layout, no card."""
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    for record in manifest["shards"]:
+        (old / record["file"]).rename(old / f"shard-{record['shard_idx']:05d}.parquet")
+        record["file"] = f"shard-{record['shard_idx']:05d}.parquet"
+    del manifest["plan"]["layout"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    (old / CARD).unlink()
+    (old / "data").rmdir()
+    return old
+
+
+def test_an_output_of_the_flat_layout_verifies_reads_and_resumes_as_it_is(outputs, digits_snapshot, tmp_path):
+    new = outputs / "parquet"
+    old = flat_copy(new, tmp_path)
+    assert verify(str(old)).ok
+    images, labels = load_synthetic(str(old), class_names=DIGITS).images, load_synthetic(str(new)).labels
+    assert np.array_equal(images, load_synthetic(str(new)).images) and np.array_equal(
+        load_synthetic(str(old)).labels, labels)
+    (old / "shard-00001.parquet").unlink()
+    manifest = synthesize(SynthesisOptions(digits_snapshot, str(old), resume=True, **JOB))
+    assert manifest["images_resumed"] == 20 and manifest["plan"]["layout"] == "flat"
+    assert (old / "shard-00001.parquet").read_bytes() == (new / "data/train-00001-of-00003.parquet").read_bytes()
+    assert not (old / "data").exists() and verify(str(old)).ok
+    assert card_header(old)["configs"][0]["data_files"][0]["path"] == "shard-*.parquet"
+
+
+def test_a_readme_of_the_users_is_never_taken_for_the_card(outputs, digits_snapshot, tmp_path):
+    out = tmp_path / "mine"
+    shutil.copytree(outputs / "parquet", out)
+    (out / CARD).write_text("# my project\n")
+    assert verify(str(out)).unlisted == [CARD]
+    (out / MANIFEST).write_text("{damaged")  # no records: only files with genaug's names and marks are genaug's
+    from click.testing import CliRunner
+
+    from gen_aug.cli import main
+
+    result = CliRunner().invoke(main, ["synthesize", "--model", digits_snapshot, "--out", str(out), "--n", "30",
+                                       "--shard-size", "10", "--workers", "1", "--overwrite"])
+    assert result.exit_code == 1 and "README.md" in result.output.splitlines()[-1]
+    assert (out / CARD).read_text() == "# my project\n"
