@@ -64,7 +64,8 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
     generator_rounds = one_worker_generator_rounds(model, device, options.seconds)
     results = {
         "machine": machine_description(),
-        "model": {"snapshot": str(snapshot_path), "family": snapshot.meta["family"], "config": snapshot.meta["config"]},
+        "model": {"snapshot": str(snapshot_path), "family": snapshot.meta["family"], "config": snapshot.meta["config"],
+                  "evaluations_per_image": model.evaluations_per_image},
         "workers": workers,
         "device": device.type,
         "cores": cores,
@@ -280,7 +281,8 @@ def describe_bench(results: dict) -> str:
         f"machine      {results['machine']['processor']}, {results['cores']} cores, "
         f"{results['machine']['memory_gib']} GiB, gpus: {', '.join(results['machine']['gpus']) or 'none'}",
         f"generator    {results['generator_images_per_sec_per_worker']:>12,.0f} img/s per worker "
-        f"({results['device']}, median of {results['generator_rounds']} rounds), {results['workers']} workers",
+        f"({results['device']}, median of {results['generator_rounds']} rounds), {results['workers']} workers, "
+        f"{results['model']['evaluations_per_image']} network evaluations per image",
     ]
     header = f"{'format':<8} {'encode/core':>12} {'threads':>10} {'processes':>10} {'ceiling':>10} " \
              f"{'end-to-end':>11} {'ratio':>6} {'wall':>9} {'driver MiB':>10} {'worker MiB':>10}"

@@ -33,6 +33,7 @@ class ModelSection:
     @classmethod
     def from_table(cls, table: Mapping, where: str) -> "ModelSection":
         from gen_aug.models import model_class
+        from gen_aug.models.layers import MAX_RESOLUTION
 
         family = checked(str, table.get("family", cls.family), f"{where}: family = {table.get('family')!r}")
         options = {key: value for key, value in table.items() if key != "family"}
@@ -43,8 +44,10 @@ class ModelSection:
         for key in DATA_DERIVED_KEYS:
             if key in options:
                 raise GenaugError(f"{where}: {key} comes from the training data (expected it absent; resize with ?resolution=R)")
-        # Check names and types now, against placeholder data sizes; training fills in the real ones.
-        from_dict(config_class, {"resolution": 8, "channels": 1, "num_classes": 2} | options, f"{where} ({family})")
+        # Check names and types now, against placeholder data sizes; training fills in the real ones. The largest
+        # size admits every depth a family allows at some size (the U-Net's levels): the data's is checked in train.
+        placeholder = {"resolution": MAX_RESOLUTION, "channels": 1, "num_classes": 2}
+        from_dict(config_class, placeholder | options, f"{where} ({family})")
         return cls(family, options)
 
 

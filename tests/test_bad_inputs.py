@@ -309,7 +309,7 @@ BAD_INPUTS = [
     Bad(f"{TRAIN} --steps many", "'--steps'", "'many' is not a valid integer"),
     Bad(f"{TRAIN} --batch-size 0", "'--batch-size'", "0 is not in the range x>=1"),
     Bad(f"{TRAIN} --device tpu", "'--device'", "'tpu' is not one of"),
-    Bad(f"{TRAIN} --model gan", "model 'gan'", "choose from cgan, cvae"),
+    Bad(f"{TRAIN} --model gan", "model 'gan'", "choose from cdm, cgan, cvae"),
     Bad("train --data builtin:digits?limit_per_class=2 --steps 1 --out {tmp}/a-file", "--out {tmp}/a-file",
         "is a file", a_file),
     Bad("train --data builtin:digits?limit_per_class=2 --steps 2 --out {tmp}/run --resume", "{tmp}/run/train_state.pt",

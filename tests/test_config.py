@@ -7,6 +7,7 @@ import pytest
 from gen_aug.config import Job, ModelSection, TrainConfig, job_with_overrides, load_job
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.models import MODELS
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
@@ -41,7 +42,7 @@ def test_sections_left_out_take_the_defaults(tmp_path):
 @pytest.mark.parametrize("path", sorted(JOBS.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_jobs_load(path):
     job = load_job(path)
-    assert job.train.out is not None and job.model.family in ("cgan", "cvae")
+    assert job.train.out is not None and job.model.family in MODELS
 
 
 def test_the_digits_job_is_the_embedded_default():
@@ -60,7 +61,7 @@ def test_the_digits_job_is_the_embedded_default():
         ("[train]\nsteps = true\n", r"steps = True \(expected a whole number\)"),
         ("[train]\nsteps = 0\n", r"\[train\]: steps = 0 \(expected 1 or more\)"),
         ("[train]\ndevice = 'tpu'\n", r"device = 'tpu' \(expected 'auto' or 'cpu' or 'cuda'\)"),
-        ("[model]\nfamily = 'cgn'\n", r"unknown model 'cgn'; choose from cgan, cvae"),
+        ("[model]\nfamily = 'cgn'\n", r"unknown model 'cgn'; choose from cdm, cgan, cvae"),
         ("[model]\nfamily = 'cvae'\nlr_g = 0.1\n", r"\[model\] \(cvae\): unknown key 'lr_g'"),
         ("[model]\nresolution = 32\n", r"resolution comes from the training data"),
         ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 or more\)"),

@@ -63,14 +63,18 @@ def test_resolutions_outside_8_to_256_are_refused_when_the_config_is_built(famil
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_256_px_builds_and_generates_an_image_of_that_size(family):
-    built = networks(family, {"resolution": 256, "channels": 3, "num_classes": 2, "width": 4, "z_dim": 8})
+    config = {"resolution": 256, "channels": 3, "num_classes": 2, "width": 4, "z_dim": 8}
+    built = networks(family, config | {"steps": 2} if family == "cdm" else config)
     model = built["model"].eval()
     labels = torch.tensor([1])
     with torch.no_grad():
-        images = model.generate(torch.randn(1, 8, generator=torch.Generator().manual_seed(0)), labels)
+        images = model.generate(torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(0)), labels)
         assert images.shape == (1, 3, 256, 256) and images.abs().max() <= 1
-        judged = built["discriminator" if family == "cgan" else "encoder"](images, labels)
-    assert torch.isfinite(judged if family == "cgan" else judged[0]).all()
+        if family == "cdm":  # no second network: the U-Net itself denoises the image it drew
+            judged = model.denoise(images, torch.ones(1), labels)
+        else:
+            judged = built["discriminator" if family == "cgan" else "encoder"](images, labels)
+    assert torch.isfinite(judged[0] if family == "cvae" else judged).all()
 
 
 def write_noise_folder(root, shape, classes=("a", "b"), per_class=3):
@@ -87,7 +91,7 @@ def test_each_family_trains_at_128_px_through_genaug_train_and_samples(tmp_path,
     job = tmp_path / "job.toml"
     job.write_text(
         f"[data]\nspec = 'folder:{tmp_path / 'scans'}?resolution=128&resize=pad'\n"
-        f"[model]\nfamily = '{family}'\nwidth = 4\nz_dim = 8\n"
+        f"[model]\nfamily = '{family}'\nwidth = 4\nz_dim = 8\n{'steps = 2' if family == 'cdm' else ''}\n"
         "[train]\nsteps = 2\nbatch_size = 2\nlog_every = 1\npreview_every = 2\npreview_per_class = 1\n"
     )
     result = run_cli("train", "--job", job, "--out", tmp_path / "run")
@@ -96,7 +100,7 @@ def test_each_family_trains_at_128_px_through_genaug_train_and_samples(tmp_path,
     assert snapshot.meta["steps"] == 2 and snapshot.meta["resolution"] == 128
     assert snapshot.meta["data"]["description"].endswith("resolution=128&resize=pad")
     with torch.no_grad():
-        images = snapshot.model.generate(torch.randn(2, 8), torch.tensor([0, 1]))
+        images = snapshot.model.generate(torch.randn(2, snapshot.model.z_dim), torch.tensor([0, 1]))
     assert images.shape == (2, 1, 128, 128)
     result = run_cli("sample", "--model", tmp_path / "run" / "model.safetensors", "--per-class", 2,
                      "--out", tmp_path / "grid.png")

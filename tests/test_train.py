@@ -246,7 +246,7 @@ def _one_class_folder(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--model", "cgn"], "Error: unknown model 'cgn'; choose from cgan, cvae"),
+        (["--model", "cgn"], "Error: unknown model 'cgn'; choose from cdm, cgan, cvae"),
         (["--data", "builtin:digits?resolution=4&limit_per_class=2"], "Error: model cgan: resolution = 4 (expected 8 to 256"),
         (["--data", "builtin:digits?resolution=512&limit_per_class=2"], "Error: model cgan: resolution = 512 (expected 8 to 256"),
         (["--data", "one-class"], "(expected 2 or more labelled classes)"),

@@ -143,6 +143,7 @@ class SamplingModel(nn.Module):
     """What every family's model is: a conditional generator network, drawn from with `generate`."""
 
     config_class = ModelConfig
+    evaluations_per_image = 1  # network evaluations one generated image costs (a diffusion sampler's steps)
 
     def __init__(self, config: ModelConfig):
         super().__init__()

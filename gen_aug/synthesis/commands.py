@@ -30,8 +30,13 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
               help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
+@click.option("--steps", type=click.IntRange(1, 1000), metavar="K",
+              help="cdm snapshots: sampler steps instead of the snapshot's (cost grows with them).")
+@click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
+              help="cdm snapshots: classifier-free guidance weight instead of the snapshot's; 0: plain conditional.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence):
+                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence, steps,
+                       guidance):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -61,7 +66,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         model=snapshot, out=out, n=parse_count(n) if n is not None else None, per_class=per_class,
         class_weights=class_weights, classes=classes, data=data_spec, shard_size=shard_size, seed=seed, gpus=gpus,
         workers=workers, encode_processes=encode_processes, format=image_format, address=address, resume=resume,
-        overwrite=overwrite, min_confidence=min_confidence,
+        overwrite=overwrite, min_confidence=min_confidence, steps=steps, guidance=guidance,
     )
     click.echo(describe_manifest(synthesize(options), out))
 

@@ -32,6 +32,7 @@ from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.scheduler import ShardJob, ShardRun, run_shards
+from gen_aug.models.cdm import sampler_settings, with_sampler
 from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card
 from gen_aug.synthesis.session import Workers, plan_workers, ray_session
 from gen_aug.synthesis.settings import JobSettings
@@ -136,8 +137,9 @@ def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
         job_filter, classifier_weights = filter_settings(
             options.data, options.min_confidence, options.classifier, snapshot.meta
         )
-    settings = JobSettings(plan, options.format, snapshot.sha256, device, GENERATION_CHUNK[device], job_filter)
-    return PlannedJob(settings, snapshot.meta, classifier_weights, snapshot.model)
+    sampler = sampler_settings(snapshot.model, options.steps, options.guidance)
+    settings = JobSettings(plan, options.format, snapshot.sha256, device, GENERATION_CHUNK[device], job_filter, sampler)
+    return PlannedJob(settings, snapshot.meta, classifier_weights, with_sampler(snapshot.model, sampler))
 
 
 def _largest_automatic_shard_size(config) -> int:

@@ -32,6 +32,9 @@ class SynthesisOptions:
     progress: bool = field(default=True, metadata=NOT_IN_JOB)  # the plan and a progress bar on stderr
     min_confidence: float | None = None  # keep images the reference classifier of `data` is this sure of
     classifier: ClassifierConfig | None = field(default=None, metadata=NOT_IN_JOB)  # that classifier; None: default
+    # Diffusion snapshots (cdm) only: their sampler's steps and guidance weight instead of the snapshot's own.
+    steps: int | None = None  # sampler steps; more: closer to the model's best images, proportionally slower
+    guidance: float | None = None  # classifier-free guidance weight; 0: plain conditional
 
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
@@ -43,3 +46,5 @@ class SynthesisOptions:
                 self.encode_processes, "0 or more")
         require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
                 "a probability, 0 to 1")
+        require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
+        require(self.guidance is None or self.guidance >= 0, "guidance", self.guidance, "0 or more")

@@ -40,6 +40,8 @@ class JobSettings:
     device: str  # 'cpu' or 'cuda'
     generation_chunk: int
     filter: FilterSettings | None = None  # None: every image from its own index
+    # A diffusion snapshot's sampler as this job runs it ({"sampler", "steps", "guidance"}); None for other families.
+    sampler: Mapping | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -49,6 +51,7 @@ class JobSettings:
             "device": self.device,
             "generation_chunk": self.generation_chunk,
             "filter": None if self.filter is None else self.filter.to_dict(),
+            "sampler": None if self.sampler is None else dict(self.sampler),
         }
 
     @classmethod
@@ -60,8 +63,11 @@ class JobSettings:
             job_filter = None if found is None else FilterSettings(**found)
         except TypeError:
             raise GenaugError(f"{where}: filter {found!r:.80} (expected the record of a --min-confidence job)") from None
+        sampler = record.get("sampler")
+        if sampler is not None and not (isinstance(sampler, dict) and set(sampler) == {"sampler", "steps", "guidance"}):
+            raise GenaugError(f"{where}: sampler {sampler!r:.80} (expected the sampler, steps and guidance of a cdm job)")
         settings = cls(plan, record.get("format"), record.get("snapshot_sha256"), record.get("device"),
-                       record.get("generation_chunk"), job_filter)
+                       record.get("generation_chunk"), job_filter, sampler)
         settings._check_schema(where)
         return settings
 

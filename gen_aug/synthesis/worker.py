@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gen_aug.checkpoint import load_snapshot
+from gen_aug.models.cdm import with_sampler
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 from gen_aug.synthesis.handoff import start_handoff
 from gen_aug.synthesis.plan import Plan, Shard
@@ -57,7 +58,7 @@ class ShardWorker:
         self.device = torch.device("cuda" if use_cuda else "cpu")
         if not use_cuda:
             torch.set_num_threads(torch_threads)
-        self.model = _load_model(snapshot_bytes, self.device)
+        self.model = with_sampler(_load_model(snapshot_bytes, self.device), settings.sampler)
         self.plan = settings.plan
         self.images = images or _default_images(self.model, settings, classifier_weights, self.device)
         self.generating = threading.Lock()
