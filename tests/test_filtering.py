@@ -129,3 +129,14 @@ def test_a_hopeless_class_is_named(ray_local, digits_snapshot, judge, tmp_path):
         filtered(digits_snapshot, tmp_path / "out", 1.0 - 1e-12)
     assert not (tmp_path / "out" / MANIFEST).exists()
     assert json.loads((tmp_path / "out" / ".genaug" / "job.json").read_text())["filter"]["min_confidence"] > 0.99
+
+
+def test_the_bar_shows_the_share_of_candidates_accepted(ray_local, digits_snapshot, threshold, tmp_path, capfd):
+    manifest = synthesize(SynthesisOptions(
+        digits_snapshot, str(tmp_path / "out"), n=N, shard_size=SHARD_SIZE, seed=SEED, workers=1, progress=True,
+        min_confidence=threshold, classifier=FAST, data="builtin:digits",
+    ))
+    shown = capfd.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in shown if line.startswith("synthesize: 100%")][-1]
+    expected = manifest["acceptance"]
+    assert f"accepted {N / expected['candidates']:.1%} of {expected['candidates'] / 1000:,.1f}k candidates" in final
