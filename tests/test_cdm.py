@@ -20,6 +20,7 @@ from gen_aug.checkpoint import load_snapshot
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
+from gen_aug.models import build_model
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.manifest import MANIFEST
@@ -143,3 +144,12 @@ def test_steps_on_a_gan_snapshot_is_one_error_line(digits_snapshot, tmp_path):
                                        "--n", "10", "--steps", "4"])
     assert result.exit_code == 1 and not (tmp_path / "o").exists()
     assert result.output.splitlines()[-1].startswith("Error: --steps 4: the snapshot is a cgan model")
+
+
+def test_guidance_needs_a_model_trained_with_label_dropout():
+    config = {"resolution": 8, "channels": 1, "num_classes": 3, "width": 4, "label_dropout": 0.0}
+    with pytest.raises(GenaugError, match="guidance = 1.0 .*label_dropout = 0"):
+        build_model("cdm", config)
+    assert build_model("cdm", config | {"guidance": 0.0}).evaluations_per_image == 35
+    with pytest.raises(GenaugError, match="guidance = inf"):
+        build_model("cdm", config | {"guidance": float("inf"), "label_dropout": 0.1})

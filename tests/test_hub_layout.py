@@ -139,3 +139,31 @@ def test_a_readme_of_the_users_is_never_taken_for_the_card(outputs, digits_snaps
                                        "--shard-size", "10", "--workers", "1", "--overwrite"])
     assert result.exit_code == 1 and "README.md" in result.output.splitlines()[-1]
     assert (out / CARD).read_text() == "# my project\n"
+
+
+def test_a_users_readme_in_an_output_is_never_written_over(outputs, digits_snapshot, tmp_path):
+    out = tmp_path / "mine"
+    shutil.copytree(outputs / "parquet", out)
+    (out / CARD).write_text("# my project\n")
+    manifest = synthesize(SynthesisOptions(digits_snapshot, str(out), overwrite=True, **JOB))
+    assert manifest["totals"]["images"] == 30 and (out / CARD).read_text() == "# my project\n"
+    assert verify(str(out)).unlisted == [CARD]
+
+
+@pytest.mark.parametrize("name", ["a\x7fb", "\x85z", "x: y", 'say "hi"', "- item", "#hash", "line\u2028sep", "é|ü"])
+def test_the_card_header_keeps_any_class_name(name, monkeypatch):
+    from gen_aug.synthesis.card import dataset_card
+    from gen_aug.synthesis.plan import make_plan
+    from gen_aug.synthesis.settings import JobSettings
+
+    plan = make_plan((name, "other"), n=4, shard_size=4)
+    settings = JobSettings(plan, "parquet", "0" * 64, "cpu", 256)
+    manifest = {"totals": {"images": 4, "bytes": 100, "shards": 1, "class_counts": [2, 2]},
+                "snapshot": {"path": "/m.safetensors", "sha256": "0" * 64, "meta": {}}}
+    monkeypatch.setattr("sys.argv", ["/usr/bin/genaug", "synthesize", "--out", "s3://KEY:SECRET@bucket/x"])
+    card = dataset_card(settings, manifest)
+    names = next(f for f in yaml.safe_load(card.split("---\n")[1])["dataset_info"]["features"] if f["name"] == "label")
+    assert names["dtype"]["class_label"]["names"] == {"0": name, "1": "other"}
+    assert "SECRET" not in card and "s3://bucket/x" in card
+    table_rows = [line for line in card.splitlines() if line.endswith(" | 0 | 2 |")]
+    assert len(table_rows) == 1 and table_rows[0].count(" | ") == 2  # one row, three cells, whatever the name

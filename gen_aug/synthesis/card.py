@@ -2,13 +2,15 @@
 
 Its YAML header names the Parquet shards (`configs`) and, for the parquet format, the features with
 the ClassLabel names; its text says which model, data, seed and command made the images. It is
-written just before the manifest, which alone vouches for the images: `verify` does not hash the
-card, so it can be edited (a description, a licence) before the folder is uploaded.
+written just after the manifest, which alone vouches for the images: `verify` does not hash the
+card. A README.md without the marker line (the header's first comment) is the user's: genaug never
+writes over it or deletes it; one with the marker is genaug's, and a new run writes it afresh.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 
@@ -18,25 +20,42 @@ from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location
 
 CARD = "README.md"
-MARKER = "<!-- genaug dataset card: written by genaug synthesize (manifest.json vouches for the images) -->"
-MAX_CARD_BYTES = 2**20
+MARKER = "# genaug dataset card: written by genaug synthesize (manifest.json vouches for the images)"
+_START = f"---\n{MARKER}\n".encode()
+# Characters a YAML reader refuses or changes even inside double quotes (DEL, C1 controls, line and
+# paragraph separators, BOM), which JSON leaves as they are.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
+MAX_CARD_BYTES = 16 * 2**20  # a README.md larger than this is no card of genaug's (one line per class)
+_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
 def is_genaug_card(location: Location) -> bool:
-    """Whether the output's README.md is a card genaug wrote (by its marker line), not the user's own file."""
+    """Whether the output's README.md is a card genaug wrote (it starts with the marker), not the user's file."""
     try:
-        return MARKER in location.read(CARD, MAX_CARD_BYTES).decode("utf-8", errors="replace")
+        return location.exists(CARD) and location.read(CARD, MAX_CARD_BYTES).startswith(_START)
     except OSError:
         return False
 
 
+def may_write_card(location: Location) -> bool:
+    """A card is written where there is no README.md, or over genaug's own; never over the user's."""
+    return not location.exists(CARD) or is_genaug_card(location)
+
+
 def dataset_card(settings: JobSettings, manifest: dict) -> str:
     """The card's text for a finished output described by `manifest`."""
-    return "---\n" + "\n".join(_header(settings, manifest)) + "\n---\n" + "\n".join(_body(settings, manifest)) + "\n"
+    header = [MARKER, *_header(settings, manifest)]
+    return "---\n" + "\n".join(header) + "\n---\n" + "\n".join(_body(settings, manifest)) + "\n"
 
 
 def _quoted(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+    """A YAML double-quoted scalar of any text: JSON's escapes, and \\uXXXX for what YAML would not keep."""
+    return _YAML_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", json.dumps(text, ensure_ascii=False))
+
+
+def _cell(text: object) -> str:
+    """Text for a Markdown table cell: no '|' to split it, no newline to end the row."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _header(settings: JobSettings, manifest: dict) -> list[str]:
@@ -60,7 +79,8 @@ def _header(settings: JobSettings, manifest: dict) -> list[str]:
         else:
             lines.append(f"    dtype: {feature['dtype']}")
     totals = manifest["totals"]
-    lines += ["  splits:", "  - name: train", f"    num_bytes: {totals['bytes']}", f"    num_examples: {totals['images']}"]
+    lines += ["  splits:", "  - name: train", f"    num_examples: {totals['images']}",
+              f"  download_size: {totals['bytes']}"]  # the files' bytes (num_bytes would be Arrow's in memory)
     return lines
 
 
@@ -69,23 +89,28 @@ def _body(settings: JobSettings, manifest: dict) -> list[str]:
     meta = snapshot.get("meta") or {}
     data = meta.get("data") or {}
     shape = f"{meta.get('channels', '?')}x{meta.get('resolution', '?')}x{meta.get('resolution', '?')}"
+    # The command as given, less any user:password@ in a URI: the card is meant to be published.
     command = shlex.join(["genaug", *sys.argv[1:]]) if sys.argv and "genaug" in sys.argv[0] else "(the Python API)"
+    command = _CREDENTIALS.sub(r"\1", command)
     where = f"`{DATA_DIR}/`" if plan.layout == "hub" and settings.format != "png" else "this folder"
+    origin = (f"Image i comes from (seed {plan.seed}, i) alone." if settings.filter is None else
+              f"Image i is the first latent of (seed {plan.seed}, i, i + n, ...) that the judge is "
+              f"{settings.filter.min_confidence:g} sure of (its `latent_index` column).")
     lines = [
-        MARKER, "", "# Synthetic labelled images", "",
+        "# Synthetic labelled images", "",
         f"{plan.n:,} class-conditional images ({shape}, uint8) in {manifest['totals']['shards']:,} "
-        f"{settings.format} shards under {where}, made by `genaug synthesize`. Image i comes from "
-        f"(seed {plan.seed}, i) alone.", "",
+        f"{settings.format} shards under {where}, made by `genaug synthesize`. {origin}", "",
         "| | |", "| --- | --- |",
-        f"| model | {meta.get('family', '?')} snapshot `{snapshot['path']}`, sha256 `{snapshot['sha256']}` |",
-        f"| trained on | {data.get('description', '?')} (fingerprint `{str(data.get('fingerprint', '?'))[:16]}`), "
-        f"{meta.get('steps', '?')} steps |",
+        f"| model | {_cell(meta.get('family', '?'))} snapshot `{_cell(snapshot['path'])}`, sha256 "
+        f"`{snapshot['sha256']}` |",
+        f"| trained on | {_cell(data.get('description', '?'))} (fingerprint "
+        f"`{_cell(str(data.get('fingerprint', '?'))[:16])}`), {_cell(meta.get('steps', '?'))} steps |",
         f"| seed | {plan.seed} |",
         f"| device | {settings.device} |",
-        f"| command | `{command}` |",
-        f"| check | `genaug verify <this folder>` re-hashes every shard against `manifest.json` |", "",
+        f"| command | `{_cell(command)}` |",
+        "| check | `genaug verify <this folder>` re-hashes every shard against `manifest.json` |", "",
         "| class | label | images |", "| --- | --- | --- |",
     ]
-    lines += [f"| {name.replace('|', chr(92) + '|')} | {label} | {count:,} |"
+    lines += [f"| {_cell(name)} | {label} | {count:,} |"
               for label, (name, count) in enumerate(zip(plan.class_names, manifest["totals"]["class_counts"]))]
     return lines

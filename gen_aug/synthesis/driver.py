@@ -33,7 +33,7 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_sha
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.scheduler import ShardJob, ShardRun, run_shards
 from gen_aug.models.cdm import sampler_settings, with_sampler
-from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card
+from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card, may_write_card
 from gen_aug.synthesis.session import Workers, plan_workers, ray_session
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location, open_location
@@ -93,8 +93,11 @@ def synthesize(options: SynthesisOptions) -> dict:
 
 def _finish(location: Location, options: SynthesisOptions, settings: JobSettings, manifest: dict) -> None:
     try:
-        location.write_atomic(CARD, dataset_card(settings, manifest).encode())
         write_json(location, MANIFEST, manifest)
+        if may_write_card(location):  # after the manifest: a card never describes an unfinished output
+            location.write_atomic(CARD, dataset_card(settings, manifest).encode())
+        elif options.progress:
+            print(f"note: {options.out}/{CARD} is not genaug's card: left as it is", file=sys.stderr)
         remove_state(location)
         location.sweep_temporaries()
     except OSError as error:

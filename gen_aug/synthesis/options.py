@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -47,4 +48,5 @@ class SynthesisOptions:
         require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
                 "a probability, 0 to 1")
         require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
-        require(self.guidance is None or self.guidance >= 0, "guidance", self.guidance, "0 or more")
+        require(self.guidance is None or (math.isfinite(self.guidance) and self.guidance >= 0), "guidance",
+                self.guidance, "0 or a finite weight above")

@@ -66,7 +66,9 @@ def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set
 
 def remove_ours(location: Location, ownership: Ownership) -> None:
     """Delete the files genaug wrote (never a link, never a foreign file), then the folders they leave empty."""
-    for relative in ownership.ours:
+    # The records last: a delete cut short leaves a folder whose records still say which files are genaug's.
+    records = (MANIFEST, JOB_FILE)
+    for relative in sorted(ownership.ours, key=lambda relative: relative in records):
         location.delete(relative)
     folders = {posixpath.dirname(relative) for relative in ownership.ours if "/" in relative}
     for folder in sorted(folders, key=len, reverse=True):

@@ -36,9 +36,11 @@ class reaper:
         read_fd, self.write_fd = os.pipe()  # both ends close-on-exec: no Ray process inherits the write end
         try:
             # A session of its own: Ctrl-C in the terminal reaches the driver, which shuts Ray down itself.
+            # The driver's own import path: gen_aug may be importable only through it (a notebook, a checkout).
+            env = os.environ | {"PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gen_aug.synthesis.reaper", str(os.getpid())], stdin=read_fd,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
             )
         finally:
             os.close(read_fd)
@@ -49,6 +51,8 @@ class reaper:
             return
         try:
             os.write(self.write_fd, DONE)
+        except BrokenPipeError:
+            pass  # the watcher is gone: nothing to tell, and the job itself is unharmed
         finally:
             os.close(self.write_fd)
         try:
@@ -64,12 +68,12 @@ def process_table() -> dict[int, tuple[int, int]]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone since the listing
-        # The command name in parentheses may hold spaces: the fields that follow start after its last ')'.
-        fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), int(fields[19]))
+            stat = (entry / "stat").read_bytes()
+            # The command name in parentheses may hold spaces or any bytes: the fields start after its last ')'.
+            fields = stat[stat.rindex(b")") + 2:].split()
+            table[int(entry.name)] = (int(fields[1]), int(fields[19]))
+        except (OSError, ValueError, IndexError):
+            continue  # gone since the listing, or unreadable: not one of ours to judge
     return table
 
 
@@ -88,7 +92,12 @@ def descendants(roots: set[int], table: dict[int, tuple[int, int]]) -> dict[int,
 
 
 def watch(driver_pid: int) -> None:
-    """Record the driver's descendants until the pipe closes; kill them unless the driver said 'done'."""
+    """Record the driver's descendants until the pipe closes; kill them unless the driver said 'done'.
+
+    Only processes started after this watcher count: children the driver's process had before (a
+    notebook kernel's, say) are not the job's, and a pid reused since is another process's.
+    """
+    own_start = process_table().get(os.getpid(), (0, 0))[1]
     seen: dict[int, int] = {}
     received = b""
     while True:
@@ -100,10 +109,13 @@ def watch(driver_pid: int) -> None:
                 return
             if not chunk:
                 break
-        seen.update(descendants({driver_pid}, process_table()))
-    # Orphans are re-parented: look below everything recorded too, for processes started since the last look.
+        table = process_table()
+        seen = {pid: started for pid, started in seen.items() if table.get(pid, (0, None))[1] == started}
+        seen.update(_since(descendants({driver_pid}, table), own_start))
+    # Orphans are re-parented: look below every recorded process still running, for those started since the last look.
     table = process_table()
-    seen.update(descendants(set(seen), table))
+    alive = {pid for pid, started in seen.items() if table.get(pid, (0, None))[1] == started}
+    seen.update(_since(descendants(alive, table), own_start))
     seen.pop(os.getpid(), None)
     for pid, started in seen.items():
         if table.get(pid, (0, None))[1] == started:
@@ -111,6 +123,10 @@ def watch(driver_pid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass  # ended on its own meanwhile
+
+
+def _since(found: dict[int, int], start: int) -> dict[int, int]:
+    return {pid: started for pid, started in found.items() if started >= start}
 
 
 if __name__ == "__main__":

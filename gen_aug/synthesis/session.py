@@ -50,14 +50,23 @@ class ray_session:
                     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            self.stack.close()
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            self._abandon(ray)
+            if self.address is None:
+                raise GenaugError(f"cannot start a local Ray for the job ({error})") from None
             raise GenaugError(f"--address {self.address!r}: cannot join the Ray cluster ({error})") from None
         except BaseException:
-            self.stack.close()
+            self._abandon(ray)
             raise
         self.started = True
         return ray
+
+    def _abandon(self, ray) -> None:
+        """After a failed or interrupted ray.init: stop whatever of Ray it started, then the token and watcher."""
+        try:
+            ray.shutdown()
+        finally:
+            self.stack.close()
 
     def __exit__(self, *exc_info):
         if self.started:
@@ -75,12 +84,12 @@ def _private_token():
     from ray._raylet import AuthenticationTokenLoader, Config
 
     saved = {name: os.environ.get(name) for name in AUTH_VARIABLES}
-    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    # Ray reads its mode and token once and caches them: read again, now and after.
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
     try:
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+        # Ray reads its mode and token once and caches them: read again, now and after.
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
         yield
     finally:
         for name, value in saved.items():

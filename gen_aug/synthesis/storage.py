@@ -15,6 +15,7 @@ import posixpath
 import stat
 import uuid
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from gen_aug.errors import GenaugError
@@ -284,13 +285,14 @@ class ObjectStoreLocation(Location):
 def open_location(uri: str) -> Location:
     """A local path (made absolute, so other processes on the same machine agree) or a `scheme://` URI."""
     try:
-        if "://" not in uri:
-            root = os.path.abspath(os.path.expanduser(uri))
+        if "://" not in uri or uri.startswith("file://"):  # a file:// URI is a local folder, with its protections
+            local = uri.removeprefix("file://")
+            root = os.path.abspath(os.path.expanduser(local))
             if os.path.isfile(root):
                 raise GenaugError(f"--out {uri!r}: is a file (expected a folder)")
             return LocalLocation(root)
         fs, root = pafs.FileSystem.from_uri(uri)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, NotImplementedError, pa.ArrowException) as error:  # e.g. gs:// in a build without GCS
         raise GenaugError(
             f"--out {uri!r}: cannot open ({error}; expected a folder or a URI such as s3://bucket/dir)"
         ) from None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gen_aug.checkpoint import load_snapshot
-from gen_aug.models.cdm import with_sampler
+from gen_aug.models.cdm import one_step, with_sampler
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 from gen_aug.synthesis.handoff import start_handoff
 from gen_aug.synthesis.plan import Plan, Shard
@@ -72,7 +72,8 @@ class ShardWorker:
         self.replacing = threading.Lock()
         if use_cuda:  # load kernels and pick algorithms now, not while the first shard is timed
             chunk = torch.arange(GENERATION_CHUNK["cuda"])
-            generate_uint8(self.model, 0, chunk, chunk % config.num_classes, self.device)
+            with one_step(self.model):
+                generate_uint8(self.model, 0, chunk, chunk % config.num_classes, self.device)
         self.info = {
             "node_ip": _node_ip(),
             "pid": os.getpid(),
