@@ -93,7 +93,8 @@ def test_a_shifted_class_prior_is_named_beside_the_arms_that_move_towards_it(imb
     assert "synthetic, reweighted train on shares nearer the test set's" in caveat
     assert "balanced accuracy, paired by seed" in summary
     write_report(imbalanced, tmp_path)
-    assert caveat.removeprefix("verdict          ") in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert caveat.removeprefix("verdict          ") in report and "(total variation); see the verdict's caveat." in report
 
 
 def test_reports_from_before_arms_and_before_real_share_read_back():

@@ -8,6 +8,7 @@ from gen_aug.evaluation.options import METRICS
 from gen_aug.evaluation.result import EvaluationResult
 from gen_aug.evaluation.wording import (
     METRIC_NAMES,
+    arms_nearer_the_test_shares,
     difference_text,
     memorisation_line,
     percent,
@@ -92,8 +93,11 @@ def shares_table(result: EvaluationResult) -> list[str]:
         cells += [percent(arm.sampled_shares[label]) if arm.sampled_shares else "" for arm in arms]
         lines.append(_row(cells))
     if prior is not None:
+        caveat = prior.shifted and arms_nearer_the_test_shares(result)
         lines += ["", f"Train and test class shares differ by {prior.distance:.2f} (total variation)"
-                  + ("; see the verdict's caveat." if prior.shifted else ".")]
+                  + ("; see the verdict's caveat." if caveat else
+                     "; no arm trains on shares clearly nearer the test set's than real train's." if prior.shifted
+                     else ".")]
     return lines
 
 

@@ -69,10 +69,7 @@ def caveats(result: EvaluationResult) -> list[str]:
     prior, lines = result.prior, []
     if prior is None:
         return lines
-    test = np.array(prior.real_test)
-    real_distance = _distance(prior.real_train, test)
-    closer = [arm.name for arm in result.arms
-              if arm.sampled_shares and _distance(arm.sampled_shares, test) < real_distance - CLOSER_PRIOR]
+    closer = arms_nearer_the_test_shares(result)
     if prior.shifted and closer:
         lines.append(
             f"test class shares differ from train's (total variation {prior.distance:.2f}); {', '.join(closer)} "
@@ -85,6 +82,14 @@ def caveats(result: EvaluationResult) -> list[str]:
             f"points, up to {prior.points_per_rarest_test_image:.2f} balanced-accuracy points"
         )
     return lines
+
+
+def arms_nearer_the_test_shares(result: EvaluationResult) -> list[str]:
+    """The arms whose training batches hold class shares clearly nearer the test set's than real train's."""
+    test = np.array(result.prior.real_test)
+    real_distance = _distance(result.prior.real_train, test)
+    return [arm.name for arm in result.arms
+            if arm.sampled_shares and _distance(arm.sampled_shares, test) < real_distance - CLOSER_PRIOR]
 
 
 def _distance(shares, other: np.ndarray) -> float:
