@@ -85,7 +85,7 @@ def test_the_evaluate_section_is_the_evaluation_options_less_what_the_job_gives(
     job = load_job(write(tmp_path, "[evaluate]\nseeds = [4]\nmix_ratio = 2\ntest = 'builtin:digits?split=test'\n"))
     assert job.evaluate == EvaluationOptions(seeds=(4,), mix_ratio=2.0, test="builtin:digits?split=test")
     assert load_job(JOBS / "mnist-scarce.toml").evaluate == EvaluationOptions(
-        seeds=(0, 1, 2), steps=3000, mix_ratio=50.0, real_share=0.33
+        seeds=(0, 1, 2, 3, 4), steps=3000, mix_ratio=50.0, real_share=0.33
     )
 
 
