@@ -26,11 +26,12 @@ from gen_aug.checkpoint import save_snapshot
 from gen_aug.errors import GenaugError
 from gen_aug.models import build_model
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, STATE_DIR
+from gen_aug.synthesis.manifest import MANIFEST, STATE_DIR
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.reaper import descendants, process_table
 from gen_aug.synthesis.storage import TEMP_PREFIX
 from gen_aug.synthesis.verify import verify
+from test_faults import wait_for_done_shards  # beside this file: the landed fault suite's wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -69,21 +70,6 @@ def clean(ray_local, snapshot, tmp_path_factory) -> dict:
 
 def hashes(out: Path) -> dict[int, str]:
     return {s["shard_idx"]: s["sha256"] for s in json.loads((out / MANIFEST).read_text())["shards"]}
-
-
-def done_shards(out: Path) -> int:
-    done = out / DONE_DIR
-    return sum(1 for p in done.iterdir() if p.suffix == ".json" and not p.name.startswith(TEMP_PREFIX)) \
-        if done.is_dir() else 0
-
-
-def wait_for(out: Path, count: int, timeout_s: float = 120) -> bool:
-    deadline = time.time() + timeout_s
-    while done_shards(out) < count:
-        if (out / MANIFEST).exists() or time.time() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def outcome(fault: str, out: Path, injected: bool, completed: bool, expected: dict, shm_before: set) -> Trial:
@@ -134,7 +120,7 @@ def killed_encoder(rng, snapshot, out) -> tuple[bool, bool]:
     """One encoder process of the only worker dies: the worker starts fresh encoders and redoes the shard."""
     thread, result = in_background(SynthesisOptions(snapshot, str(out), workers=1, encode_processes=1,
                                                     progress=False, **JOB))
-    running = wait_for(out, rng.randint(1, 8))
+    running = wait_for_done_shards(out, rng.randint(1, 8))
     workers = set(processes("ray::ShardWorker"))
     encoders = [pid for pid in processes("multiprocessing.spawn") if parent(pid) in workers]
     for pid in encoders[:1]:
@@ -147,7 +133,7 @@ def killed_encoder(rng, snapshot, out) -> tuple[bool, bool]:
 def hung_worker(rng, snapshot, out) -> tuple[bool, bool]:
     """A worker stops answering (SIGSTOP): past the deadline it is killed and its shards go to the other."""
     thread, result = in_background(SynthesisOptions(snapshot, str(out), workers=2, progress=False, **JOB))
-    running = wait_for(out, rng.randint(1, 8))
+    running = wait_for_done_shards(out, rng.randint(1, 8))
     workers = processes("ray::ShardWorker")
     stopped = workers[rng.randrange(len(workers))] if workers else None
     if stopped is not None:
@@ -196,7 +182,7 @@ def full_disk(rng, snapshot, out) -> tuple[bool, bool]:
         cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(inside),
                "--n", str(N), "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
         job = subprocess.Popen(cli, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        running = wait_for(inside, rng.randint(1, 8))
+        running = wait_for_done_shards(inside, rng.randint(1, 8))
         with contextlib.suppress(OSError), open(mount / "filler", "wb") as filler:
             while True:
                 filler.write(b"\0" * 2**16)
@@ -232,7 +218,7 @@ def killed_driver(rng, snapshot, out) -> tuple[bool, bool]:
     cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
            "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
     job = subprocess.Popen(cli, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started = wait_for(out, rng.randint(1, 8))
+    started = wait_for_done_shards(out, rng.randint(1, 8))
     below = descendants({job.pid}, process_table())
     job.kill()
     job.wait()

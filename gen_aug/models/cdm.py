@@ -189,14 +189,8 @@ class CDMTrainer(Trainer):
         loss.backward()
         optimizer.step()
         self.steps += 1
-        self._update_ema()
+        self.update_ema(self.ema, self.model, self.config.ema_decay)
         return {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = min(self.config.ema_decay, (1 + self.steps) / (10 + self.steps))
-        for averaged, current in zip(self.ema.parameters(), self.model.parameters()):
-            averaged.lerp_(current, 1 - decay)
 
 
 def sampler_settings(model: nn.Module, steps: int | None, guidance: float | None) -> dict | None:

@@ -157,7 +157,7 @@ class CGANTrainer(Trainer):
         optimizer_g.step()
 
         self.steps += 1
-        self._update_ema()
+        self.update_ema(self.ema, self.generator, self.ema_decay)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": real_score.detach().float().mean()}
 
     def _mode_seeking_loss(self, fake, z, labels, generator) -> torch.Tensor:
@@ -173,10 +173,3 @@ class CGANTrainer(Trainer):
         if self.loss == "hinge":
             return F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
         return F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        # Ramp the decay up so that short runs sample from recent weights, not from the initial ones.
-        decay = min(self.ema_decay, (1 + self.steps) / (10 + self.steps))
-        for averaged, current in zip(self.ema.parameters(), self.generator.parameters()):
-            averaged.lerp_(current, 1 - decay)

@@ -26,6 +26,13 @@ class Trainer:
         """One update on real images (N, C, H, W) in [-1, 1]; returns the losses as 0-d tensors."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def update_ema(self, ema: nn.Module, model: nn.Module, decay: float) -> None:
+        """Move `ema`'s weights toward `model`'s; the decay ramps up so that short runs sample from recent weights."""
+        decay = min(decay, (1 + self.steps) / (10 + self.steps))
+        for averaged, current in zip(ema.parameters(), model.parameters()):
+            averaged.lerp_(current, 1 - decay)
+
     def state_dict(self) -> dict:
         return {"steps": self.steps, **{name: part.state_dict() for name, part in self.parts.items()}}
 
