@@ -250,7 +250,9 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise GenaugError(f"bench: the end-to-end synthesize run failed ({last})")
-    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    from gen_aug.synthesis.manifest import MANIFEST
+
+    manifest = json.loads((Path(out) / MANIFEST).read_text())
     worker_peaks = [w.get("peak_rss_bytes", 0) for w in manifest["workers"]]
     return {
         "end_to_end_images_per_sec": manifest["images_per_sec"],

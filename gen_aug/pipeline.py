@@ -111,7 +111,7 @@ def synthesis_options(job: Job, snapshot: Path, synthetic: str):
 
 def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageResult:
     from gen_aug.synthesis.driver import keep_recorded_layout, local_device, plan_job, synthesize
-    from gen_aug.synthesis.manifest import MANIFEST, describe_manifest
+    from gen_aug.synthesis.manifest import describe_manifest, manifest_name
     from gen_aug.synthesis.storage import open_location
     from gen_aug.synthesis.verify import verify
 
@@ -124,7 +124,7 @@ def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageRe
     # an output keeps the file layout it was written in.
     expected = keep_recorded_layout(planned.settings, options, found)
     same = found is not None and not expected.differences(found)
-    if same and location.exists(MANIFEST):
+    if same and manifest_name(location) is not None:
         report = verify(synthetic)
         if not (report.missing or report.corrupt or report.refused):
             for file in report.unlisted[:5]:  # the user's own files: left alone, and named

@@ -358,7 +358,7 @@ BAD_INPUTS = [
     Bad(f"{SYNTH} --n 40 --shard-size 10 --workers 1 --resume", "--resume '{out}'", "the job there had other plan",
         synth_copy(lambda out: None)),
     # verify: missing outputs and manifests edited by hand
-    Bad("verify {tmp}/none", "verify '{tmp}/none'", "no manifest.json"),
+    Bad("verify {tmp}/none", "verify '{tmp}/none'", "no _manifest.json"),
     Bad("verify {tmp}/a-file", "'{tmp}/a-file'", "is a file", a_file),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "unreadable", synth_copy(lambda out: (out / MANIFEST).write_text("{"))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a JSON object", synth_copy(manifest_edit(lambda m: [m]))),
@@ -374,7 +374,7 @@ BAD_INPUTS = [
     Bad("synthesize --model {snapshot} --n 30 --out s3://bucket/x?endpoint_override=127.0.0.1:9&scheme=http",
         "--out 's3://bucket/x?endpoint_override=127.0.0.1:9&scheme=http'", "cannot reach it"),
     # evaluate
-    Bad(f"{EVALUATE} --synthetic {{tmp}}/none", "{tmp}/none", "no manifest.json"),
+    Bad(f"{EVALUATE} --synthetic {{tmp}}/none", "{tmp}/none", "no _manifest.json"),
     Bad(f"{EVALUATE} --synthetic {{synth}}", f"{{synth}}/{MANIFEST}", "classes cat, dog, owl (expected the real data's"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --seeds 1,x", "'--seeds'", "'1,x' (expected whole numbers >= 0"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --steps 0", "'--steps'", "0 is not in the range x>=1"),

@@ -182,7 +182,7 @@ def corrupt(synthetic, tmp_path):
 @pytest.mark.parametrize(
     "real, make_synthetic, report, message",
     [
-        ("builtin:digits", lambda synthetic, tmp: tmp / "none", "report", "no manifest.json"),
+        ("builtin:digits", lambda synthetic, tmp: tmp / "none", "report", "no _manifest.json"),
         ("builtin:digits?split=test", lambda synthetic, tmp: synthetic, "report", "split=test (expected the train split"),
         ("builtin:digits", lambda synthetic, tmp: synthetic, "synth/report", "inside the synthetic folder"),
         ("builtin:digits", corrupt, "report", "shard 1: sha256"),

@@ -1,7 +1,7 @@
 """An output is a Hugging Face dataset repository: every usual reader opens it with no options, and old outputs still work.
 
-Parquet shards lie under data/ with the Hub's names, README.md at the root is a dataset card, and
-the manifest sits beside them at the root, where readers of data/ never see it.
+Parquet shards lie under data/ with the Hub's names and the manifest at the root as _manifest.json,
+a name directory readers skip; `--card` adds a README.md dataset card for the Hub.
 """
 
 import json
@@ -15,7 +15,7 @@ import yaml
 
 from gen_aug.synthesis.card import CARD, MARKER
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.manifest import LEGACY_MANIFEST, MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.reader import load_synthetic
 from gen_aug.synthesis.verify import verify
@@ -31,6 +31,8 @@ def outputs(ray_local, digits_snapshot, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hub")
     for image_format in ("parquet", "raw", "png"):
         synthesize(SynthesisOptions(digits_snapshot, str(folder / image_format), format=image_format, **JOB))
+        synthesize(SynthesisOptions(digits_snapshot, str(folder / f"{image_format}-card"), format=image_format,
+                                    card=True, **JOB))
     return folder
 
 
@@ -40,11 +42,17 @@ def card_header(out) -> dict:
     return yaml.safe_load(text.split("---\n")[1])
 
 
-def test_parquet_shards_have_the_hub_names_and_a_card(outputs):
-    out = outputs / "parquet"
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        CARD, "data/train-00000-of-00003.parquet", "data/train-00001-of-00003.parquet",
-        "data/train-00002-of-00003.parquet", MANIFEST]
+def files(out) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+
+def test_parquet_shards_have_the_hub_names_and_the_card_comes_when_asked(outputs):
+    shards = ["data/train-00000-of-00003.parquet", "data/train-00001-of-00003.parquet",
+              "data/train-00002-of-00003.parquet"]
+    assert files(outputs / "parquet") == [MANIFEST, *shards]
+    out = outputs / "parquet-card"
+    assert files(out) == [CARD, MANIFEST, *shards]
+    assert (out / MANIFEST).read_bytes() != b"" and verify(str(outputs / "parquet")).ok
     header = card_header(out)
     assert header["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
     label = next(f for f in header["dataset_info"]["features"] if f["name"] == "label")
@@ -53,16 +61,15 @@ def test_parquet_shards_have_the_hub_names_and_a_card(outputs):
     assert "genaug verify" in (out / CARD).read_text() and verify(str(out)).ok
 
 
-@pytest.mark.parametrize("image_format", ["parquet", "raw"])
-def test_pandas_and_pyarrow_read_the_data_folder_with_no_options(outputs, image_format):
-    data = outputs / image_format / "data"
-    frame = pd.read_parquet(data)
-    table = pq.read_table(data)
+@pytest.mark.parametrize("folder", ["parquet", "raw", "parquet/data", "raw/data", "parquet-card/data"])
+def test_pandas_and_pyarrow_read_the_folder_with_no_options(outputs, folder):
+    frame = pd.read_parquet(outputs / folder)
+    table = pq.read_table(outputs / folder)
     assert len(frame) == table.num_rows == 30
     assert sorted(frame["index"]) == list(range(30)) and set(frame["class_name"]) <= set(DIGITS)
 
 
-@pytest.mark.parametrize("image_format", ["parquet", "raw"])
+@pytest.mark.parametrize("image_format", ["parquet", "raw", "parquet-card"])
 def test_huggingface_datasets_opens_the_folder_itself_and_as_parquet(outputs, image_format, tmp_path):
     datasets = pytest.importorskip("datasets")
     out = str(outputs / image_format)
@@ -71,12 +78,12 @@ def test_huggingface_datasets_opens_the_folder_itself_and_as_parquet(outputs, im
         train = loaded["train"]
         assert list(loaded) == ["train"] and len(train) == 30
         assert sorted(train["index"]) == list(range(30))
-        if image_format == "parquet":
+        if image_format != "raw":  # the ClassLabel names come from the shards' schema, or the card's header
             assert train.features["label"].names == DIGITS
             assert np.asarray(train[0]["image"]).shape == (8, 8)
 
 
-@pytest.mark.parametrize("image_format", ["parquet", "raw"])
+@pytest.mark.parametrize("image_format", ["parquet", "raw", "parquet-card"])
 def test_ray_data_reads_the_folder_with_no_options(outputs, image_format):
     import ray
 
@@ -88,15 +95,16 @@ def test_ray_data_reads_the_folder_with_no_options(outputs, image_format):
 def test_imagefolder_and_datasets_read_the_png_output(outputs, tmp_path):
     datasets = pytest.importorskip("datasets")
     torchvision = pytest.importorskip("torchvision")
-    out = outputs / "png"
-    folder = torchvision.datasets.ImageFolder(str(out))
-    assert len(folder) == 30 and set(folder.classes) <= set(DIGITS)
-    loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "cache"))["train"]
-    assert len(loaded) == 30 and card_header(out) == {"tags": ["synthetic", "genaug"]}
+    for out in (outputs / "png", outputs / "png-card"):
+        folder = torchvision.datasets.ImageFolder(str(out))
+        assert len(folder) == 30 and set(folder.classes) <= set(DIGITS)
+        loaded = datasets.load_dataset(str(out), cache_dir=str(tmp_path / out.name))["train"]
+        assert len(loaded) == 30
+    assert card_header(outputs / "png-card") == {"tags": ["synthetic", "genaug"]}
 
 
 def flat_copy(out, tmp_path):
-    """The output as genaug wrote it before the Hub layout: shard-00000.parquet at the root, no layout, no card."""
+    """The output as genaug wrote it before the Hub layout: shard-00000.parquet and manifest.json at the root."""
     old = tmp_path / "old"
     shutil.copytree(out, old)
     manifest = json.loads((old / MANIFEST).read_text())
@@ -104,10 +112,34 @@ def flat_copy(out, tmp_path):
         (old / record["file"]).rename(old / f"shard-{record['shard_idx']:05d}.parquet")
         record["file"] = f"shard-{record['shard_idx']:05d}.parquet"
     del manifest["plan"]["layout"]
-    (old / MANIFEST).write_text(json.dumps(manifest))
-    (old / CARD).unlink()
+    (old / LEGACY_MANIFEST).write_text(json.dumps(manifest))
+    (old / MANIFEST).unlink()
     (old / "data").rmdir()
     return old
+
+
+def legacy_hub_copy(out, tmp_path):
+    """The output as genaug wrote it before the manifest's name began with '_': manifest.json and a card always."""
+    old = tmp_path / "legacy-hub"
+    shutil.copytree(out, old)
+    (old / MANIFEST).rename(old / LEGACY_MANIFEST)
+    card = (old / CARD).read_text()
+    (old / CARD).write_text(card.replace(MARKER, MARKER.replace("_manifest", "manifest")))
+    return old
+
+
+def test_an_output_with_the_former_manifest_name_verifies_reads_and_resumes(outputs, digits_snapshot, tmp_path):
+    new = outputs / "parquet"
+    old = legacy_hub_copy(outputs / "parquet-card", tmp_path)
+    report = verify(str(old))
+    assert report.ok and report.unlisted == []  # the former card is still genaug's, not a stray file
+    assert np.array_equal(load_synthetic(str(old)).images, load_synthetic(str(new)).images)
+    assert np.array_equal(load_synthetic(str(old / LEGACY_MANIFEST)).labels, load_synthetic(str(new)).labels)
+    (old / "data/train-00001-of-00003.parquet").unlink()
+    manifest = synthesize(SynthesisOptions(digits_snapshot, str(old), resume=True, **JOB))
+    assert manifest["images_resumed"] == 20
+    # Resumed, it has the current records: one manifest, under the current name; genaug's former card is gone.
+    assert files(old) == files(new) and verify(str(old)).ok
 
 
 def test_an_output_of_the_flat_layout_verifies_reads_and_resumes_as_it_is(outputs, digits_snapshot, tmp_path):
@@ -122,12 +154,14 @@ def test_an_output_of_the_flat_layout_verifies_reads_and_resumes_as_it_is(output
     assert manifest["images_resumed"] == 20 and manifest["plan"]["layout"] == "flat"
     assert (old / "shard-00001.parquet").read_bytes() == (new / "data/train-00001-of-00003.parquet").read_bytes()
     assert not (old / "data").exists() and verify(str(old)).ok
+    assert not (old / LEGACY_MANIFEST).exists() and (old / MANIFEST).exists()
+    synthesize(SynthesisOptions(digits_snapshot, str(old), resume=True, card=True, **JOB))
     assert card_header(old)["configs"][0]["data_files"][0]["path"] == "shard-*.parquet"
 
 
 def test_a_readme_of_the_users_is_never_taken_for_the_card(outputs, digits_snapshot, tmp_path):
     out = tmp_path / "mine"
-    shutil.copytree(outputs / "parquet", out)
+    shutil.copytree(outputs / "parquet-card", out)
     (out / CARD).write_text("# my project\n")
     assert verify(str(out)).unlisted == [CARD]
     (out / MANIFEST).write_text("{damaged")  # no records: only files with genaug's names and marks are genaug's
@@ -143,9 +177,9 @@ def test_a_readme_of_the_users_is_never_taken_for_the_card(outputs, digits_snaps
 
 def test_a_users_readme_in_an_output_is_never_written_over(outputs, digits_snapshot, tmp_path):
     out = tmp_path / "mine"
-    shutil.copytree(outputs / "parquet", out)
+    shutil.copytree(outputs / "parquet-card", out)
     (out / CARD).write_text("# my project\n")
-    manifest = synthesize(SynthesisOptions(digits_snapshot, str(out), overwrite=True, **JOB))
+    manifest = synthesize(SynthesisOptions(digits_snapshot, str(out), overwrite=True, card=True, **JOB))
     assert manifest["totals"]["images"] == 30 and (out / CARD).read_text() == "# my project\n"
     assert verify(str(out)).unlisted == [CARD]
 

@@ -93,7 +93,7 @@ def test_manifest_paths_outside_the_plan_are_refused(tmp_path, path):
     assert "data/train-00000-of-00003.parquet" in report.unlisted
 
 
-@pytest.mark.parametrize("content, message", [(None, "no manifest.json"), ("{not json", "unreadable"),
+@pytest.mark.parametrize("content, message", [(None, "no _manifest.json"), ("{not json", "unreadable"),
                                                ('{"plan": {}}', "not a genaug plan")])
 def test_no_or_broken_manifest_is_a_one_line_error(tmp_path, content, message):
     (tmp_path / "out").mkdir()

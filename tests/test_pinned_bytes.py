@@ -52,6 +52,6 @@ def test_shard_bytes_are_pinned(ray_local, formula_snapshot, tmp_path, image_for
     out = tmp_path / image_format
     synthesize(SynthesisOptions(formula_snapshot, str(out), n=60, shard_size=25, seed=5, workers=2,
                                 format=image_format, progress=False))
-    shards = json.loads((Path(out) / "manifest.json").read_text())["shards"]
+    shards = json.loads((Path(out) / "_manifest.json").read_text())["shards"]
     combined = hashlib.sha256("".join(s["sha256"] for s in sorted(shards, key=lambda s: s["shard_idx"])).encode())
     assert combined.hexdigest() == PINNED_SHARDS_SHA256[image_format]

@@ -132,5 +132,5 @@ def test_incomplete_or_missing_manifests_are_refused(outputs, tmp_path):
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(GenaugError, match="no record of shard 2"):
         SyntheticImages(out)
-    with pytest.raises(GenaugError, match="no manifest.json"):
+    with pytest.raises(GenaugError, match="no _manifest.json"):
         SyntheticImages(tmp_path / "nothing-here")

@@ -81,13 +81,14 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
 
 
 def manifest_sha256(out: str) -> str:
-    from gen_aug.synthesis.manifest import MANIFEST
+    from gen_aug.synthesis.manifest import MANIFEST, manifest_name
     from gen_aug.synthesis.storage import open_location
 
     location = open_location(out)
-    if not location.exists(MANIFEST):
+    name = manifest_name(location)
+    if name is None:
         raise GenaugError(f"--synthetic {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
-    return hashlib.sha256(location.read(MANIFEST)).hexdigest()
+    return hashlib.sha256(location.read(name)).hexdigest()
 
 
 def evaluate(

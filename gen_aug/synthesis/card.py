@@ -1,4 +1,4 @@
-"""The README.md dataset card at an output's root: what `datasets` and the Hugging Face Hub read first.
+"""The README.md dataset card at an output's root (`synthesize --card`): what the Hugging Face Hub shows.
 
 Its YAML header names the Parquet shards (`configs`) and, for the parquet format, the features with
 the ClassLabel names; its text says which model, data, seed and command made the images. It is
@@ -20,8 +20,9 @@ from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location
 
 CARD = "README.md"
-MARKER = "# genaug dataset card: written by genaug synthesize (manifest.json vouches for the images)"
-_START = f"---\n{MARKER}\n".encode()
+MARKER = "# genaug dataset card: written by genaug synthesize (_manifest.json vouches for the images)"
+# Cards in outputs written before the manifest's name began with '_' are genaug's too.
+_STARTS = tuple(f"---\n{marker}\n".encode() for marker in (MARKER, MARKER.replace("_manifest", "manifest")))
 # Characters a YAML reader refuses or changes even inside double quotes (DEL, C1 controls, line and
 # paragraph separators, BOM), which JSON leaves as they are.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
@@ -32,7 +33,7 @@ _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 def is_genaug_card(location: Location) -> bool:
     """Whether the output's README.md is a card genaug wrote (it starts with the marker), not the user's file."""
     try:
-        return location.exists(CARD) and location.read(CARD, MAX_CARD_BYTES).startswith(_START)
+        return location.exists(CARD) and location.read(CARD, MAX_CARD_BYTES).startswith(_STARTS)
     except OSError:
         return False
 
@@ -108,7 +109,7 @@ def _body(settings: JobSettings, manifest: dict) -> list[str]:
         f"| seed | {plan.seed} |",
         f"| device | {settings.device} |",
         f"| command | `{_cell(command)}` |",
-        "| check | `genaug verify <this folder>` re-hashes every shard against `manifest.json` |", "",
+        "| check | `genaug verify <this folder>` re-hashes every shard against `_manifest.json` |", "",
         "| class | label | images |", "| --- | --- | --- |",
     ]
     lines += [f"| {_cell(name)} | {label} | {count:,} |"

@@ -28,6 +28,8 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
 @click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
 @click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
+@click.option("--card", is_flag=True,
+              help="Also write a README.md dataset card for the Hugging Face Hub (pyarrow and pandas then read out/data).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
               help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
 @click.option("--steps", type=click.IntRange(1, 1000), metavar="K",
@@ -35,13 +37,13 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
 @click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
               help="cdm snapshots: classifier-free guidance weight instead of the snapshot's; 0: plain conditional.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, encode_processes, image_format, address, resume, overwrite, min_confidence, steps,
-                       guidance):
+                       workers, encode_processes, image_format, address, resume, overwrite, card, min_confidence,
+                       steps, guidance):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
     whatever the number of workers or the order shards finish in (without it, the shards are
-    sized for the workers; the images are the same). out/manifest.json is written last.
+    sized for the workers; the images are the same). out/_manifest.json is written last.
     The plan (images, shards, workers, estimated bytes) is printed on stderr before the first
     shard; a local --out whose file system lacks the estimated bytes is refused.
     With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
@@ -55,6 +57,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model model.safetensors --n 5000 --class-weights balance --data builtin:digits --out top-up/
       genaug synthesize --model model.safetensors --n 1e7 --address auto --out s3://bucket/synth
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
+      genaug synthesize --model model.safetensors --n 1e5 --out synth/ --card   # then upload synth/ to the Hub
       genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
     """
     from gen_aug.synthesis.driver import synthesize
@@ -66,7 +69,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         model=snapshot, out=out, n=parse_count(n) if n is not None else None, per_class=per_class,
         class_weights=class_weights, classes=classes, data=data_spec, shard_size=shard_size, seed=seed, gpus=gpus,
         workers=workers, encode_processes=encode_processes, format=image_format, address=address, resume=resume,
-        overwrite=overwrite, min_confidence=min_confidence, steps=steps, guidance=guidance,
+        overwrite=overwrite, card=card, min_confidence=min_confidence, steps=steps, guidance=guidance,
     )
     click.echo(describe_manifest(synthesize(options), out))
 

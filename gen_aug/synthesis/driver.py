@@ -25,7 +25,7 @@ from gen_aug.synthesis.formats import get_format
 from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
 from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint
 from gen_aug.synthesis.manifest import (
-    JOB_FILE, MANIFEST, build_manifest, done_file, finished_records, remove_state, write_json,
+    JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, remove_state, write_json,
 )
 from gen_aug.synthesis.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
 from gen_aug.synthesis.options import SynthesisOptions
@@ -94,9 +94,9 @@ def synthesize(options: SynthesisOptions) -> dict:
 def _finish(location: Location, options: SynthesisOptions, settings: JobSettings, manifest: dict) -> None:
     try:
         write_json(location, MANIFEST, manifest)
-        if may_write_card(location):  # after the manifest: a card never describes an unfinished output
+        if options.card and may_write_card(location):  # after the manifest: never a card of an unfinished output
             location.write_atomic(CARD, dataset_card(settings, manifest).encode())
-        elif options.progress:
+        elif options.card and options.progress:
             print(f"note: {options.out}/{CARD} is not genaug's card: left as it is", file=sys.stderr)
         remove_state(location)
         location.sweep_temporaries()
@@ -264,8 +264,9 @@ def _prepare_output(location: Location, options: SynthesisOptions, settings: Job
         write_json(location, JOB_FILE, settings.to_dict())
         for record in kept.values():
             write_json(location, done_file(record.shard_idx), record.to_dict())
-        if location.exists(MANIFEST):  # a manifest (and its card) must never outlive the shards it vouches for
-            location.delete(MANIFEST)
+        for name in MANIFEST_NAMES:  # a manifest (and its card) must never outlive the shards it vouches for
+            if location.exists(name):
+                location.delete(name)
         if is_genaug_card(location):
             location.delete(CARD)
     except OSError as error:

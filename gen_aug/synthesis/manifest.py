@@ -1,4 +1,4 @@
-"""The job's records: a state folder while it runs, then `manifest.json`, written last, assembled from it.
+"""The job's records: a state folder while it runs, then `_manifest.json`, written last, assembled from it.
 
 While a job runs, `.genaug/job.json` holds its JobSettings and `.genaug/done/<shard>.json` one
 ShardRecord per finished shard; `--resume` trusts a record only when its shard re-hashes to it.
@@ -19,11 +19,20 @@ from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import TEMP_PREFIX, Location, open_location
 
-MANIFEST = "manifest.json"
+# The '_' follows Parquet's own dataset metadata files (_metadata, _common_metadata): pyarrow, pandas,
+# Spark and Hadoop skip such names, so they read the output folder itself as a Parquet dataset.
+MANIFEST = "_manifest.json"
+LEGACY_MANIFEST = "manifest.json"  # the name in outputs written before; they verify, read and resume under it
+MANIFEST_NAMES = (MANIFEST, LEGACY_MANIFEST)
 STATE_DIR = ".genaug"
 JOB_FILE = f"{STATE_DIR}/job.json"
 DONE_DIR = f"{STATE_DIR}/done"
 MANIFEST_VERSION = 1
+
+
+def manifest_name(location: Location) -> str | None:
+    """The manifest file this output has (the current name before the legacy one), or None."""
+    return next((name for name in MANIFEST_NAMES if location.exists(name)), None)
 
 
 def write_json(location: Location, relative: str, record: dict) -> None:
@@ -53,7 +62,7 @@ def previous_settings(location: Location) -> JobSettings | None:
     that an error, naming the first.
     """
     problem = None
-    for relative in (JOB_FILE, MANIFEST):
+    for relative in (JOB_FILE, *MANIFEST_NAMES):
         if location.exists(relative):
             try:
                 return JobSettings.from_dict(read_json(location, relative), location.path(relative))
@@ -67,8 +76,9 @@ def previous_settings(location: Location) -> JobSettings | None:
 def finished_records(location: Location, settings: JobSettings) -> dict[int, ShardRecord]:
     """Shard records, from the state folder or a manifest, whose shards still hash as recorded."""
     candidates = []
-    if location.exists(MANIFEST):
-        candidates += _records_or_none(location, MANIFEST, lambda record: record.get("shards", []))
+    for name in MANIFEST_NAMES:
+        if location.exists(name):
+            candidates += _records_or_none(location, name, lambda record: record.get("shards", []))
     for name in _done_names(location):
         candidates += _records_or_none(location, f"{DONE_DIR}/{name}", lambda record: [record])
     return {record.shard_idx: record for record in candidates if _record_matches(location, settings, record)}
@@ -158,13 +168,14 @@ def build_manifest(settings: JobSettings, snapshot: dict, records: list[ShardRec
 def load_manifest(out: str, role: str = "verify") -> tuple[Location, dict, Plan, str]:
     """(location, manifest, plan, format name) of a finished output; `role` names the input in errors."""
     location = open_location(out)
-    if not location.exists(MANIFEST):
+    name = manifest_name(location)
+    if name is None:
         raise GenaugError(f"{role} {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
-    manifest = read_json(location, MANIFEST)
-    plan = Plan.from_dict(manifest.get("plan") or {}, f"{out}/{MANIFEST}")
+    manifest = read_json(location, name)
+    plan = Plan.from_dict(manifest.get("plan") or {}, f"{out}/{name}")
     image_format = manifest.get("format")
     if image_format not in FORMATS:
-        raise GenaugError(f"{out}/{MANIFEST}: format {image_format!r} (expected one of {', '.join(FORMATS)})")
+        raise GenaugError(f"{out}/{name}: format {image_format!r} (expected one of {', '.join(FORMATS)})")
     return location, manifest, plan, image_format
 
 

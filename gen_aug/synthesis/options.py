@@ -31,6 +31,9 @@ class SynthesisOptions:
     resume: bool = field(default=False, metadata=NOT_IN_JOB)  # keep the finished shards that verify
     overwrite: bool = field(default=False, metadata=NOT_IN_JOB)  # replace a previous genaug output
     progress: bool = field(default=True, metadata=NOT_IN_JOB)  # the plan and a progress bar on stderr
+    # A README.md dataset card for the Hugging Face Hub. Off by default: pyarrow and pandas read every file
+    # of the folder they are given, so with a card they read the output's data/ rather than the output.
+    card: bool = False
     min_confidence: float | None = None  # keep images the reference classifier of `data` is this sure of
     classifier: ClassifierConfig | None = field(default=None, metadata=NOT_IN_JOB)  # that classifier; None: default
     # Diffusion snapshots (cdm) only: their sampler's steps and guidance weight instead of the snapshot's own.

@@ -15,7 +15,7 @@ from gen_aug.errors import GenaugError
 from gen_aug.synthesis.card import CARD, is_genaug_card
 from gen_aug.synthesis.claim import CLAIM_FILE
 from gen_aug.synthesis.formats import DATA_DIR, class_dirs, shard_file
-from gen_aug.synthesis.manifest import DONE_DIR, JOB_FILE, MANIFEST, STATE_DIR, previous_settings
+from gen_aug.synthesis.manifest import DONE_DIR, JOB_FILE, MANIFEST_NAMES, STATE_DIR, previous_settings
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import TEMP_PREFIX, Location
 
@@ -50,7 +50,7 @@ def inspect_output(location: Location) -> Ownership:
 
 
 def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set[str]) -> bool:
-    if relative in (MANIFEST, JOB_FILE) or _DONE.fullmatch(relative):
+    if relative in (*MANIFEST_NAMES, JOB_FILE) or _DONE.fullmatch(relative):
         return True
     if posixpath.basename(relative).startswith(TEMP_PREFIX):
         return True
@@ -67,7 +67,7 @@ def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set
 def remove_ours(location: Location, ownership: Ownership) -> None:
     """Delete the files genaug wrote (never a link, never a foreign file), then the folders they leave empty."""
     # The records last: a delete cut short leaves a folder whose records still say which files are genaug's.
-    records = (MANIFEST, JOB_FILE)
+    records = (*MANIFEST_NAMES, JOB_FILE)
     for relative in sorted(ownership.ours, key=lambda relative: relative in records):
         location.delete(relative)
     folders = {posixpath.dirname(relative) for relative in ownership.ours if "/" in relative}

@@ -22,8 +22,8 @@ _COUNT = re.compile(r"-?[0-9][0-9_]*(\.[0-9]*)?([eE]\+?[0-9]+)?")
 # Consecutive indices step through the class-sorted order by about n/phi, which spreads every class
 # evenly over the index range (a Weyl sequence), so each shard holds close to the job's class mix.
 _INVERSE_GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
-# Where Parquet shards lie: 'hub' as a Hugging Face dataset repository (data/train-00000-of-00010.parquet, a
-# README.md card at the root) that datasets and Ray Data open as it is, pandas and pyarrow at data/; 'flat'
+# Where Parquet shards lie: 'hub' as a Hugging Face dataset repository (data/train-00000-of-00010.parquet, and
+# with --card a README.md at the root) that datasets, Ray Data, pandas and pyarrow open as it is; 'flat'
 # (shard-00000.parquet at the root) is how outputs were laid out before, and one recorded without a layout is.
 LAYOUTS = ("hub", "flat")
 

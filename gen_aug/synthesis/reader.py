@@ -13,14 +13,14 @@ import torch
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.formats import get_format, read_shard
-from gen_aug.synthesis.manifest import MANIFEST, load_manifest
+from gen_aug.synthesis.manifest import MANIFEST_NAMES, load_manifest, manifest_name
 from gen_aug.synthesis.verify import planned_records
 
 
 class SyntheticImages(torch.utils.data.Dataset):
     """The (image, label) pairs of a `genaug synthesize` output, in index order.
 
-    `manifest_path` is the output folder (local or a `pyarrow.fs` URI) or its manifest.json. Images
+    `manifest_path` is the output folder (local or a `pyarrow.fs` URI) or its manifest. Images
     are uint8 (C, H, W) tensors, or what `transform` makes of them; labels index `class_names` (by
     default the manifest's; pass the real data's to get its order). Shard files are named by the
     plan, never by paths written in the manifest, and each is hashed as it is read: a shard that
@@ -39,7 +39,7 @@ class SyntheticImages(torch.utils.data.Dataset):
         self.out = output_folder(manifest_path)
         self.location, manifest, self.plan, format_name = load_manifest(self.out, "synthetic images")
         self.shard_format = get_format(format_name)
-        self.where = f"{self.out}/{MANIFEST}"
+        self.where = f"{self.out}/{manifest_name(self.location)}"
         self.records = planned_records(manifest, self.plan, self.shard_format, self.where)
         self.class_names = tuple(class_names) if class_names is not None else self.plan.class_names
         self.label_map = label_map(self.plan.class_names, self.class_names, self.where)
@@ -101,9 +101,9 @@ class SyntheticImages(torch.utils.data.Dataset):
 
 
 def output_folder(manifest_path: str | os.PathLike) -> str:
-    """The output folder of a path that names either the folder or the manifest.json in it."""
+    """The output folder of a path that names either the folder or the manifest in it."""
     path = os.fspath(manifest_path).rstrip("/")
-    return posixpath.dirname(path) if posixpath.basename(path) == MANIFEST else path
+    return posixpath.dirname(path) if posixpath.basename(path) in MANIFEST_NAMES else path
 
 
 def label_map(manifest_names: Sequence[str], wanted_names: Sequence[str], where: str) -> np.ndarray:

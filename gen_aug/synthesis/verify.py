@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.card import CARD, is_genaug_card
 from gen_aug.synthesis.formats import ShardFormat, get_format, read_shard
-from gen_aug.synthesis.manifest import MANIFEST, load_manifest
+from gen_aug.synthesis.manifest import load_manifest, manifest_name
 from gen_aug.synthesis.plan import Plan
 from gen_aug.synthesis.records import ShardRecord
 
@@ -58,8 +58,9 @@ def verify(out: str) -> VerifyReport:
     location, manifest, plan, format_name = load_manifest(out)
     shard_format = get_format(format_name)
     report = VerifyReport(out)
-    expected_files = {MANIFEST}
-    records = _planned(manifest, plan, shard_format, report, f"{out}/{MANIFEST}")
+    name = manifest_name(location)
+    expected_files = {name}
+    records = _planned(manifest, plan, shard_format, report, f"{out}/{name}")
     for shard_idx, record in sorted(records.items()):
         shard = plan.shard(shard_idx)
         files = shard_format.files(plan, shard)
