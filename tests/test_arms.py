@@ -134,6 +134,20 @@ def test_resnet18_keeps_small_images_whole_and_trains(side):
     assert trained.embed(three.images[:2]).shape == (2, 512)
 
 
+def test_only_resnet18_trains_in_bfloat16_and_only_where_the_device_has_it():
+    from gen_aug.evaluation.classifier import training_precision
+
+    cpu = torch.device("cpu")
+    with training_precision("small-cnn", cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    with training_precision("resnet18", cpu):
+        assert torch.is_autocast_enabled("cpu") == native
+        if native:
+            assert torch.nn.Linear(4, 2)(torch.ones(1, 4)).dtype == torch.bfloat16
+    assert not torch.is_autocast_enabled("cpu")
+
+
 def test_pretrain_fine_tunes_the_synthetic_network_on_real(digits):
     train, test = digits
     synthetic = LabelledImages(test.images, test.labels, test.class_names, "test as synthetic")
