@@ -97,13 +97,32 @@ def test_overwrite_replaces_genaug_files_and_keeps_the_users(job, digits_snapsho
     assert sorted(verify(str(out)).unlisted) == ["0/notes.txt", "README.txt"]
 
 
-def test_a_damaged_manifest_of_genaug_files_can_be_overwritten(job, digits_snapshot, tmp_path):
+@pytest.mark.parametrize("flag", ["--overwrite", "--resume"])
+def test_a_folder_whose_records_are_unreadable_is_refused_unchanged(job, digits_snapshot, tmp_path, flag):
+    # Unreadable records vouch for nothing: the files there may be the user's, so none is deleted.
     out = tmp_path / "out"
     job(out)
     (out / MANIFEST).write_text((out / MANIFEST).read_text()[:100])  # cut short
-    code, output = run(*synth_args(digits_snapshot, out, "--overwrite"))
-    assert code == 0, output
-    assert verify(str(out)).ok
+    before = tree(out)
+    code, output = run(*synth_args(digits_snapshot, out, flag))
+    assert code == 1 and output.count("\n") == 1 and "unreadable" in output, output
+    assert tree(out) == before
+
+
+@pytest.mark.parametrize("flag", ["--overwrite", "--resume"])
+def test_a_users_numbered_images_beside_their_own_manifest_survive(digits_snapshot, tmp_path, flag):
+    # A user's folder of cats/001.png with a manifest.json of its own: once it held names genaug
+    # writes, and a manifest genaug could not parse, and it was deleted.
+    out = tmp_path / "photos"
+    (out / "cats").mkdir(parents=True)
+    (out / "data").mkdir()
+    (out / "cats" / "001.png").write_bytes(b"a cat")
+    (out / "data" / "train-00000-of-00001.parquet").write_bytes(b"a table")
+    (out / "manifest.json").write_text('{"files": ["cats/001.png"]}')
+    before = tree(out)
+    code, output = run(*synth_args(digits_snapshot, out, flag))
+    assert code == 1 and output.count("\n") == 1, output
+    assert tree(out) == before
 
 
 def test_resume_never_writes_through_a_linked_class_folder(job, digits_snapshot, tmp_path):

@@ -54,9 +54,9 @@ def _written_by_genaug(relative: str, settings: JobSettings | None, folders: set
         return True
     if posixpath.basename(relative).startswith(TEMP_PREFIX):
         return True
-    shard, png = _SHARD.fullmatch(relative), _PNG.fullmatch(relative)
     if settings is None:
-        return bool(shard or png)
+        return False  # unreadable records vouch for no shard: a user's cats/001.png must never be taken as ours
+    shard, png = _SHARD.fullmatch(relative), _PNG.fullmatch(relative)
     plan = settings.plan
     if settings.format == "png":
         return bool(png) and png.group(1) in folders and int(png.group(2)) < plan.n
@@ -86,8 +86,8 @@ def refuse_foreign(ownership: Ownership, out: str) -> None:
             f"--out {out!r}: holds files genaug did not write, such as {example!r} (expected an empty folder or a "
             "genaug output)"
         )
-    if ownership.foreign:
+    if ownership.problem is not None:
         raise GenaugError(
-            f"--out {out!r}: its records are unreadable ({ownership.problem}) and it holds files genaug would not "
-            f"write, such as {ownership.foreign[0]!r}; nothing was changed (expected a genaug output)"
+            f"--out {out!r}: its records are unreadable ({ownership.problem}), so genaug cannot tell its files from "
+            "yours; nothing was changed (remove the damaged .genaug/job.json or manifest to start anew)"
         )
