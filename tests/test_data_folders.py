@@ -186,6 +186,19 @@ def test_split_folders_beside_other_folders_are_refused(tmp_path):
         load_data(f"folder:{root}")
 
 
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_a_split_name_that_is_not_a_folder_is_refused(tmp_path, kind):
+    # It was read as a class-folder set whose classes were the other splits' names.
+    root = split_tree(tmp_path / "set", ("val", "test"))
+    if kind == "file":
+        (root / "train").write_text("not a folder")
+    else:
+        (root / "train").symlink_to(tmp_path / "gone")
+    with pytest.raises(GenaugError, match=r"'train' is not a folder \(a file or a broken link\) beside the split "
+                                          r"folders val/, test/"):
+        load_data(f"folder:{root}")
+
+
 def test_a_split_folder_alone_keeps_the_protocol_and_says_where_the_tree_is(tmp_path):
     root = split_tree(tmp_path / "set")
     data = load_data(f"folder:{root / 'train'}")

@@ -32,8 +32,18 @@ def is_image_name(path: Path) -> bool:
 
 def split_folders(root: Path, label: str) -> dict[str, Path] | None:
     """{split: folder} when root holds train/ and test/ and/or val/ (or validation/); None for a class-folder root."""
-    folders = [entry for entry in entries(root, label) if entry.is_dir()]
+    children = entries(root, label)
+    folders = [entry for entry in children if entry.is_dir()]
     found = {folder.name: folder for folder in folders}
+    # A train/ that is a file or a dangling link beside val/ and test/ would make those two the classes.
+    not_folders = [entry.name for entry in children if entry.name in SPLIT_FOLDERS and not entry.is_dir()]
+    split_dirs = [name for name in SPLIT_FOLDERS if name in found]
+    if not_folders and split_dirs:
+        raise GenaugError(
+            f"data {label}: {not_folders[0]!r} is not a folder (a file or a broken link) beside the split folders "
+            f"{', '.join(f'{n}/' for n in split_dirs)} (expected every split to be a folder of "
+            "class folders)"
+        )
     named = {name: found[name] for name in SPLIT_FOLDERS if name in found}  # in train, val, test order
     if "train" not in named or len(named) < 2:
         return None
