@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gen_aug.synthesis.options import MAX_SEED, SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
 
 
@@ -18,7 +19,7 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
 @click.option("--shard-size", type=click.IntRange(min=1), metavar="K",
               help=f"Images per shard [default: at most {MAX_AUTOMATIC_SHARD_SIZE:,}, and small enough that every "
                    "worker gets 2 or more shards].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True, metavar="S", help="Image i comes from (S, i) alone.")
 @click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="One worker per GPU [default: every visible GPU].")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N", help="CPU workers, without GPUs [default: one per CPU].")
 @click.option("--encode-processes", type=click.IntRange(min=0), metavar="P",
@@ -62,7 +63,6 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     """
     from gen_aug.synthesis.driver import synthesize
     from gen_aug.synthesis.manifest import describe_manifest
-    from gen_aug.synthesis.options import SynthesisOptions
     from gen_aug.synthesis.plan import parse_count
 
     options = SynthesisOptions(

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from gen_aug.evaluation.classifier import ClassifierConfig
 
 
+MAX_SEED = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class SynthesisOptions:
     model: str | None = field(default=None, metadata=NOT_IN_JOB)  # snapshot path; `genaug run`: the job's own
@@ -43,7 +46,7 @@ class SynthesisOptions:
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
         require(self.shard_size is None or self.shard_size >= 1, "shard_size", self.shard_size, "1 or more")
-        require(self.seed >= 0, "seed", self.seed, "0 or more")
+        require(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"0 to {MAX_SEED} (2^63 - 1: torch seeds are int64)")
         require(self.workers is None or self.workers >= 1, "workers", self.workers, "1 or more")
         require(self.gpus is None or self.gpus >= 0, "gpus", self.gpus, "0 or more")
         require(self.encode_processes is None or self.encode_processes >= 0, "encode_processes",
