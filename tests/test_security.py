@@ -99,7 +99,9 @@ def files_outside(folder: Path, inside: Path) -> set[str]:
 
 def hostile_snapshot(tmp_path: Path) -> str:
     """Class names a stranger can write into a snapshot's metadata."""
-    names = ["../escape", "a/../../up", f"{tmp_path}/absolute", "nul\x00byte", "..", "back\\slash", "x" * 300]
+    names = ["../escape", "a/../../up", f"{tmp_path}/absolute", "nul\x00byte", "..", "back\\slash", "x" * 300,
+             # the names genaug writes at the root: a class folder of one never let the job finish
+             "_manifest.json", "manifest.json", ".genaug", "data", "README.md", "readme.MD"]
     return snapshot_with_classes(tmp_path / "hostile.safetensors", names)
 
 

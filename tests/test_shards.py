@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import unicodedata
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,23 @@ def test_class_names_become_one_harmless_path_part(name):
     assert part and part not in (".", "..") and not part.startswith(".")
     assert not any(c in part for c in "/\\\x00")
     assert len(part.encode()) <= MAX_PATH_PART_BYTES
+
+
+def test_class_folders_avoid_every_name_genaug_writes_at_the_root():
+    from gen_aug.synthesis.card import CARD
+    from gen_aug.synthesis.formats import DATA_DIR, RESERVED_ROOT_NAMES
+    from gen_aug.synthesis.manifest import MANIFEST_NAMES, STATE_DIR
+
+    written = {name.lower() for name in (*MANIFEST_NAMES, CARD, STATE_DIR, DATA_DIR)}
+    assert written <= set(RESERVED_ROOT_NAMES)
+    for name in (*MANIFEST_NAMES, CARD, STATE_DIR, DATA_DIR, "ReadMe.md", "DATA"):
+        assert safe_path_part(name).lower() not in written
+
+
+def test_class_folders_drop_invisible_format_characters():
+    # U+202E (right-to-left override) shows 'cat\u202egnp.exe' as 'catexe.png'.
+    part = safe_path_part("cat\u202egnp.exe\u200b")
+    assert part == "cat_gnp.exe_" and not any(unicodedata.category(c) == "Cf" for c in part)
 
 
 def test_class_folders_stay_distinct():

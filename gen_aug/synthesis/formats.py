@@ -25,6 +25,9 @@ from gen_aug.synthesis.storage import Location
 DATA_DIR = "data"  # the Parquet shards' folder in the 'hub' layout
 MAX_PATH_PART_BYTES = 96  # well under every file system's 255-byte name limit, with room for a suffix
 _UNSAFE_CHARACTERS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+# The names genaug writes at an output's root (manifest, legacy manifest, card, state, data): a class
+# folder of one of these would be taken for genaug's own file. Lower case: some file systems ignore case.
+RESERVED_ROOT_NAMES = ("_manifest.json", "manifest.json", "readme.md", ".genaug", DATA_DIR)
 
 
 class ShardFormat(abc.ABC):
@@ -168,8 +171,13 @@ def read_shard(location: Location, plan: Plan, shard: Shard, shard_format: Shard
 
 
 def safe_path_part(name: str) -> str:
-    """A class name as one harmless folder name: no separators, NUL, control characters, '.', '..' or overlong names."""
+    """A class name as one harmless folder name: no separators, NUL, control or format characters, '.', '..', names
+    genaug writes at the root, or overlong names."""
     part = _UNSAFE_CHARACTERS.sub("_", unicodedata.normalize("NFC", name)).strip()
+    # Format characters (U+202E and kin) are invisible and can show a name reversed.
+    part = "".join("_" if unicodedata.category(char) == "Cf" else char for char in part)
+    if part.lower() in RESERVED_ROOT_NAMES:
+        part += "_"
     if not part or set(part) == {"."}:
         part = "_" + part
     if part.startswith("."):  # hidden folders are skipped by many readers
