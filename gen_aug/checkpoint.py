@@ -113,6 +113,9 @@ def _check_shapes(payload: bytes, meta: dict, where: str) -> None:
         raise GenaugError(
             f"{where}: class_names {str(names)[:60]} for {num_classes} classes (expected one name per class)"
         )
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:  # the output's readers tell classes apart by name
+        raise GenaugError(f"{where}: class name {repeated[:60]!r} is given twice (expected a distinct name per class)")
 
 
 def read_snapshot_meta(payload: bytes, where: str) -> dict:

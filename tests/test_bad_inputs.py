@@ -347,6 +347,8 @@ BAD_INPUTS = [
         "for 3 classes (expected one name per class)",
         snapshot_with_meta(lambda meta: meta.update(class_names=[str(i) for i in range(20)]))),
     Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "class name 'cat' is given twice", snapshot_with_meta(lambda meta: meta.update(class_names=["cat"] * 3))),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
         "builds no model", snapshot_with_meta(lambda meta: meta["config"].update(width=10**30))),
     Bad(f"{SYNTH} --n 30 --seed 9223372036854775808", "--seed", "not in the range 0<=x<=9223372036854775807"),
     Bad(f"{SYNTH} --per-class cat=x", "--per-class cat 'x'", "not a number"),
