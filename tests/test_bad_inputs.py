@@ -366,6 +366,8 @@ BAD_INPUTS = [
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "unreadable", synth_copy(lambda out: (out / MANIFEST).write_text("{"))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a JSON object", synth_copy(manifest_edit(lambda m: [m]))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "shards = 5", synth_copy(manifest_edit(lambda m: m.update(shards=5)))),
+    Bad("verify {out}", f"{{out}}/{MANIFEST}", "expected at most 1,000,000,000 images, 100,000 shards",
+        synth_copy(manifest_edit(lambda m: m["plan"].update(shard_size=1, class_counts=[10**12] * 3, n=3 * 10**12)))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "shard_size 0",
         synth_copy(manifest_edit(lambda m: m["plan"].update(shard_size=0)))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a genaug plan", synth_copy(manifest_edit(lambda m: m.update(plan=[1])))),

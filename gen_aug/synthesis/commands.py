@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gen_aug.synthesis.options import MAX_SEED, SynthesisOptions
-from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE
+from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 
 
 @click.command("synthesize")

@@ -7,12 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from gen_aug.checks import NOT_IN_JOB, require
+from gen_aug.synthesis.plan import MAX_SEED
 
 if TYPE_CHECKING:
     from gen_aug.evaluation.classifier import ClassifierConfig
-
-
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)

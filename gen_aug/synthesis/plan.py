@@ -10,6 +10,7 @@ import numpy as np
 
 from gen_aug.errors import GenaugError
 
+MAX_SEED = 2**63 - 1  # torch seeds are int64
 MAX_IMAGES = 10**9  # keeps label arithmetic (stride x index < n^2) inside int64
 MAX_SHARDS = 100_000  # the driver holds a record of every shard, and the state folder a file per shard
 # With no shard size given: shards of at most this many images, and enough of them for two per worker, so no
@@ -123,6 +124,12 @@ class Plan:
             raise GenaugError(
                 f"{source}: plan with shard_size {plan.shard_size}, seed {plan.seed}, class_counts "
                 f"{list(plan.class_counts)} (expected shard_size >= 1, seed >= 0, counts >= 0 summing to 1 or more)"
+            )
+        # The bounds of a new plan: a tampered record must not make verify or the reader build a huge one.
+        if plan.n > MAX_IMAGES or plan.seed > MAX_SEED or math.ceil(plan.n / plan.shard_size) > MAX_SHARDS:
+            raise GenaugError(
+                f"{source}: plan of {plan.n:,} images in shards of {plan.shard_size:,}, seed {plan.seed} (expected at "
+                f"most {MAX_IMAGES:,} images, {MAX_SHARDS:,} shards and seed {MAX_SEED})"
             )
         return plan
 
