@@ -15,6 +15,10 @@ from gen_aug.errors import GenaugError
 
 # Field metadata of an option that a command line or a caller sets, never a job file: `genaug run` fills it in.
 NOT_IN_JOB = {"job_key": False}
+# Longer lists are refused before their items are checked: no setting needs more, and a crafted file
+# with a million entries must be refused at once, not after building a message per entry.
+MAX_LIST_ITEMS = 1_000
+SHOWN_CHARACTERS = 80  # of a value quoted in an error: enough to recognise it, never megabytes
 
 
 def from_dict(cls: type, table: Mapping, where: str, *, job: bool = False):
@@ -36,7 +40,7 @@ def from_dict(cls: type, table: Mapping, where: str, *, job: bool = False):
     ]
     if missing:
         raise GenaugError(f"{where}: missing key {missing[0]!r}")
-    values = {key: checked(_field_type(cls, key), value, f"{where}: {key} = {value!r}") for key, value in table.items()}
+    values = {key: checked(_field_type(cls, key), value, f"{where}: {key} = {shown(value)}") for key, value in table.items()}
     try:
         return cls(**values)
     except GenaugError as error:
@@ -58,8 +62,10 @@ def checked(kind, value, what: str):
         if option is type(None) and value is None:
             return value
         if typing.get_origin(option) is tuple and isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                raise GenaugError(f"{what}: {len(value):,} items (expected at most {MAX_LIST_ITEMS:,})")
             item_kind = typing.get_args(option)[0]
-            return tuple(checked(item_kind, item, f"{what}: item {item!r}") for item in value)
+            return tuple(checked(item_kind, item, f"{what}: item {shown(item)}") for item in value)
         if typing.get_origin(option) is typing.Literal and value in typing.get_args(option):
             return value
         if option is bool and isinstance(value, bool):
@@ -85,4 +91,12 @@ def _type_name(kind) -> str:
 def require(condition: bool, key: str, value, expected: str) -> None:
     """Raise the house-style error `key = value (expected ...)` unless `condition` holds."""
     if not condition:
-        raise GenaugError(f"{key} = {value!r} (expected {expected})")
+        raise GenaugError(f"{key} = {shown(value)} (expected {expected})")
+
+
+def shown(value) -> str:
+    """`repr(value)`, cut to SHOWN_CHARACTERS; a long list is cut before it is written out."""
+    if isinstance(value, (list, tuple)) and len(value) > SHOWN_CHARACTERS:
+        return repr(value[:SHOWN_CHARACTERS])[: SHOWN_CHARACTERS - 4] + " ...]"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[: SHOWN_CHARACTERS - 4] + " ..."

@@ -64,7 +64,7 @@ def test_the_digits_job_is_the_embedded_default():
         ("[model]\nfamily = 'cgn'\n", r"unknown model 'cgn'; choose from cdm, cgan, cvae"),
         ("[model]\nfamily = 'cvae'\nlr_g = 0.1\n", r"\[model\] \(cvae\): unknown key 'lr_g'"),
         ("[model]\nresolution = 32\n", r"resolution comes from the training data"),
-        ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 or more\)"),
+        ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 to 4096\)"),
         ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of spec\)"),
         ("[evaluate]\nsynthetic = 'x'\n", r"\[evaluate\]: unknown key 'synthetic' \(expected one of arms, classifier, "
          r"flip, k, metric, mix, mix_ratio, policy, real, real_share, report, sample_size, seeds, steps, test\)"),

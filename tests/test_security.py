@@ -87,6 +87,37 @@ def test_a_pickle_as_resume_state_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+def crafted_cdm_snapshot(path: Path, **config) -> str:
+    """A tiny real cdm snapshot whose metadata claims `config`: about 1 MB a stranger could send."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    model = build_model("cdm", {"resolution": 8, "channels": 1, "num_classes": 2, "width": 4})
+    save_snapshot(path, model, {"class_names": ["a", "b"]})
+    with safe_open(str(path), "pt") as opened:
+        meta = json.loads(opened.metadata()["genaug"])
+        tensors = {name: opened.get_tensor(name) for name in opened.keys()}
+    meta["config"].update(config)
+    save_file(tensors, path, metadata={"genaug": json.dumps(meta)})
+    return str(path)
+
+
+@pytest.mark.parametrize("config, why", [
+    ({"attention": [1] * 10**6}, "attention = [1, 1, 1"),  # the message per item was built from the whole list
+    ({"depth": 100_000}, "depth = 100000 (expected 1 to 16)"),  # 8.6 GB of blocks were built before the check
+    ({"width": 10**6}, "width = 1000000 (expected 1 to 4096)"),
+])
+def test_a_crafted_snapshot_config_is_refused_at_once(tmp_path, config, why):
+    snapshot = crafted_cdm_snapshot(tmp_path / "crafted.safetensors", **config)
+    out = tmp_path / "out"
+    # A subprocess with a deadline: before the bounds, these hung for minutes rather than failing.
+    result = subprocess.run([sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--n", "4",
+                             "--out", str(out)], capture_output=True, text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and why in lines[0], result.stderr[-2000:]
+    assert len(lines[0]) < 400 and not out.exists()
+
+
 def snapshot_with_classes(path: Path, class_names: list[str]) -> str:
     model = build_model("cgan", TINY | {"num_classes": len(class_names)})
     save_snapshot(path, model, {"class_names": class_names})

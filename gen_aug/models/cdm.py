@@ -28,6 +28,9 @@ from gen_aug.models.registry import register_model
 from gen_aug.models.trainer import Trainer
 
 
+MAX_DEPTH = 16  # ResNet blocks per level; EDM's largest U-Nets use 4, so more is a crafted file, not a model
+
+
 @dataclass(frozen=True)
 class CDMConfig(ModelConfig):
     # The latent is the initial noise, so z_dim is unused here: the latent is channels x side x side values.
@@ -51,7 +54,7 @@ class CDMConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        require(self.depth >= 1, "depth", self.depth, "1 or more")
+        require(1 <= self.depth <= MAX_DEPTH, "depth", self.depth, f"1 to {MAX_DEPTH}")
         side = padded_resolution(self.resolution)
         most = int(math.log2(side)) - 1
         if self.levels is not None:

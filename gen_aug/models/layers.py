@@ -12,6 +12,8 @@ from torch import nn
 from gen_aug.checks import require
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 256
+MAX_WIDTH = 4096  # channels, and latent size: well above any model of up to 256 px
+MAX_CLASSES = 100_000
 MAX_WIDTH_MULTIPLE = 4  # channels grow x2 per halving of resolution, up to 4x `width`
 # StyleGAN's channel_base / resolution, with channel_base = 128 * width: a level of side S holds at most
 # width * 128 / S channels. It never binds up to 128 px (so 8-64 px networks are as they always were);
@@ -35,9 +37,10 @@ class ModelConfig:
             f"{MIN_RESOLUTION} to {MAX_RESOLUTION} pixels; resize the data with ?resolution=R",
         )
         require(self.channels in (1, 3), "channels", self.channels, "1 or 3")
-        require(self.num_classes >= 2, "num_classes", self.num_classes, "2 or more classes")
-        require(self.z_dim >= 1, "z_dim", self.z_dim, "1 or more")
-        require(self.width >= 1, "width", self.width, "1 or more")
+        # The upper bounds keep a crafted snapshot from allocating before its weights are compared.
+        require(2 <= self.num_classes <= MAX_CLASSES, "num_classes", self.num_classes, f"2 to {MAX_CLASSES:,} classes")
+        require(1 <= self.z_dim <= MAX_WIDTH, "z_dim", self.z_dim, f"1 to {MAX_WIDTH}")
+        require(1 <= self.width <= MAX_WIDTH, "width", self.width, f"1 to {MAX_WIDTH}")
 
 
 def padded_resolution(resolution: int) -> int:
