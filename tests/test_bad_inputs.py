@@ -349,7 +349,7 @@ BAD_INPUTS = [
     Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
         "class name 'cat' is given twice", snapshot_with_meta(lambda meta: meta.update(class_names=["cat"] * 3))),
     Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
-        "builds no model", snapshot_with_meta(lambda meta: meta["config"].update(width=10**30))),
+        "(expected 1 to 4096)", snapshot_with_meta(lambda meta: meta["config"].update(width=10**30))),
     Bad(f"{SYNTH} --n 30 --seed 9223372036854775808", "--seed", "not in the range 0<=x<=9223372036854775807"),
     Bad(f"{SYNTH} --per-class cat=x", "--per-class cat 'x'", "not a number"),
     Bad(f"{SYNTH} --n 30 --class-weights cat=-1", "--class-weights 'cat=-1'", "expected a number >= 0"),

@@ -164,14 +164,14 @@ def test_a_readme_of_the_users_is_never_taken_for_the_card(outputs, digits_snaps
     shutil.copytree(outputs / "parquet-card", out)
     (out / CARD).write_text("# my project\n")
     assert verify(str(out)).unlisted == [CARD]
-    (out / MANIFEST).write_text("{damaged")  # no records: only files with genaug's names and marks are genaug's
+    (out / MANIFEST).write_text("{damaged")  # no records: genaug cannot tell its files from the user's, so it refuses
     from click.testing import CliRunner
 
     from gen_aug.cli import main
 
     result = CliRunner().invoke(main, ["synthesize", "--model", digits_snapshot, "--out", str(out), "--n", "30",
                                        "--shard-size", "10", "--workers", "1", "--overwrite"])
-    assert result.exit_code == 1 and "README.md" in result.output.splitlines()[-1]
+    assert result.exit_code == 1 and "its records are unreadable" in result.output.splitlines()[-1]
     assert (out / CARD).read_text() == "# my project\n"
 
 

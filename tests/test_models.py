@@ -98,7 +98,7 @@ def test_unknown_family_lists_the_known_ones():
         ({"resolution": 512}, r"resolution = 512 \(expected 8 to 256 pixels; resize the data with \?resolution=R\)"),
         ({"resolution": 4}, r"resolution = 4 \(expected 8 to 256"),
         ({"channels": 2}, r"channels = 2 \(expected 1 or 3\)"),
-        ({"num_classes": 1}, r"num_classes = 1 \(expected 2 or more"),
+        ({"num_classes": 1}, r"num_classes = 1 \(expected 2 to 100,000 classes"),
         ({"width": "wide"}, r"width = 'wide' \(expected a whole number\)"),
         ({"depth": 3}, r"unknown key 'depth'"),
         ({"minibatch_std_group": -1}, r"minibatch_std_group = -1 \(expected 0 \(off\) or a group size\)"),
