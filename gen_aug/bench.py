@@ -254,14 +254,15 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
 
     manifest = json.loads((Path(out) / MANIFEST).read_text())
     worker_peaks = [w.get("peak_rss_bytes", 0) for w in manifest["workers"]]
+    joined = [w for w in manifest["workers"] if w.get("joined_s") is not None]  # a late worker may never start
     return {
         "end_to_end_images_per_sec": manifest["images_per_sec"],
         "end_to_end_wall_seconds": round(wall_seconds, 2),
         "images": manifest["totals"]["images"],
         "driver_peak_rss_mib": round(manifest["driver_peak_rss_bytes"] / 2**20, 1),
         "worker_peak_rss_mib": round(max(worker_peaks) / 2**20, 1),
-        "encoders_per_worker": manifest["workers"][0].get("encoders"),
-        "handoff": manifest["workers"][0].get("handoff"),  # how a generated shard reaches its encoder
+        "encoders_per_worker": joined[0].get("encoders") if joined else None,
+        "handoff": joined[0].get("handoff") if joined else None,  # how a generated shard reaches its encoder
     }
 
 

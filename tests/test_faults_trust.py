@@ -83,23 +83,31 @@ def outcome(fault: str, out: Path, injected: bool, completed: bool, expected: di
                  len(leftovers) + len(new_segments))
 
 
-def processes(marker: str) -> list[int]:
-    """Pids of this machine's processes whose command line contains `marker`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and marker in Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+def job_workers() -> list[int]:
+    """Pids of the workers of the job running on this test process's Ray, as its actors report them.
+
+    Never a search of the machine by name: another suite's workers carry the same names, and a trial
+    must not stop or kill them.
+    """
+    import ray
+
+    pids = []
+    for name in sorted(n for n in ray.util.list_named_actors() if n.startswith("genaug-")):
+        with contextlib.suppress(ValueError, ray.exceptions.RayActorError):  # gone since the listing
+            pids.append(ray.get(ray.get_actor(name).describe.remote(), timeout=60)["pid"])
+    return pids
 
 
-def parent(pid: int) -> int | None:
+def command_has(pid: int, marker: str) -> bool:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False  # ended since it was listed
+
+
+def children(pids: set[int], marker: str) -> list[int]:
+    """The processes started by `pids` whose command line has `marker`."""
+    return [pid for pid, (parent, _) in sorted(process_table().items()) if parent in pids and command_has(pid, marker)]
 
 
 def in_background(options: SynthesisOptions) -> tuple[threading.Thread, dict]:
@@ -121,8 +129,7 @@ def killed_encoder(rng, snapshot, out) -> tuple[bool, bool]:
     thread, result = in_background(SynthesisOptions(snapshot, str(out), workers=1, encode_processes=1,
                                                     progress=False, **JOB))
     running = wait_for_done_shards(out, rng.randint(1, 8))
-    workers = set(processes("ray::ShardWorker"))
-    encoders = [pid for pid in processes("multiprocessing.spawn") if parent(pid) in workers]
+    encoders = children(set(job_workers()), "multiprocessing.spawn")
     for pid in encoders[:1]:
         os.kill(pid, signal.SIGKILL)
     thread.join(timeout=300)
@@ -134,7 +141,7 @@ def hung_worker(rng, snapshot, out) -> tuple[bool, bool]:
     """A worker stops answering (SIGSTOP): past the deadline it is killed and its shards go to the other."""
     thread, result = in_background(SynthesisOptions(snapshot, str(out), workers=2, progress=False, **JOB))
     running = wait_for_done_shards(out, rng.randint(1, 8))
-    workers = processes("ray::ShardWorker")
+    workers = job_workers()
     stopped = workers[rng.randrange(len(workers))] if workers else None
     if stopped is not None:
         os.kill(stopped, signal.SIGSTOP)
@@ -265,3 +272,34 @@ def test_no_fault_loses_mixes_or_leaves_anything(ray_local, snapshot, clean, tmp
     assert all(t.injected for t in trials), [t for t in trials if not t.injected]
     assert all(t.completed for t in trials), [t for t in trials if not t.completed]
     assert sum(t.lost + t.duplicates + t.unlike_clean + t.leftovers for t in trials) == 0, trials
+
+
+def test_a_trial_signals_only_its_own_job_while_another_job_runs_beside_it(ray_local, snapshot, clean, tmp_path):
+    """Another `genaug synthesize` (its own Ray, workers of the same name) runs while an encoder trial kills one
+    of this job's encoders: both jobs end with every shard right, and the trial never saw the other's workers."""
+    beside_out = tmp_path / "beside"
+    beside = subprocess.Popen(
+        [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(beside_out), "--n", "3000",
+         "--shard-size", "50", "--seed", "5", "--workers", "1"],
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for_done_shards(beside_out, 1)
+        theirs = [pid for pid in descendants({beside.pid}, process_table()) if command_has(pid, "ray::ShardWorker")]
+        out = tmp_path / "own"
+        thread, result = in_background(SynthesisOptions(snapshot, str(out), workers=1, encode_processes=1,
+                                                        progress=False, **JOB))
+        assert wait_for_done_shards(out, 1)
+        ours = job_workers()
+        assert ours and theirs and not set(ours) & set(theirs), (ours, theirs)
+        shm_before = {p for p in os.listdir(SHM) if not p.startswith("plasma")}
+        encoders = children(set(ours), "multiprocessing.spawn")
+        os.kill(encoders[0], signal.SIGKILL)
+        thread.join(timeout=300)
+    finally:
+        _, stderr = beside.communicate(timeout=300)
+    assert result.get("manifest"), result
+    trial = outcome("killed encoder", out, True, True, clean, shm_before)
+    assert (trial.completed, trial.lost, trial.duplicates, trial.unlike_clean) == (True, 0, 0, 0), trial
+    assert beside.returncode == 0 and "lost" not in stderr, stderr
+    assert verify(str(beside_out)).ok

@@ -12,9 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from ray.util.placement_group import remove_placement_group
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
+from gen_aug.errors import GenaugError
 from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST
 from gen_aug.synthesis.storage import TEMP_PREFIX
 from gen_aug.synthesis.verify import verify
@@ -144,6 +146,80 @@ def test_a_killed_actor_s_shards_go_to_the_other(ray_local, clean_run, snapshots
     assert [w.get("lost") for w in outcome["manifest"]["workers"]].count("ActorDiedError") == 1
     assert_complete(out, 1200)
     assert shard_hashes(out) == clean_run
+
+
+def cpu_holder(ray, cpus: int):
+    """A placement group that takes `cpus` of this Ray's 4 CPU slots until removed: a cluster busy for a while."""
+    from ray.util.placement_group import placement_group
+
+    group = placement_group([{"CPU": cpus}])
+    ray.get(group.ready(), timeout=60)
+    return group
+
+
+def test_a_job_starts_on_the_first_worker_and_takes_on_a_late_one(ray_local, clean_run, snapshots, tmp_path):
+    """One CPU free of four: the first worker starts at once; the second only once the other three come free."""
+    holder = cpu_holder(ray_local, 3)
+    out = tmp_path / "out"
+    outcome = {}
+
+    def run():
+        try:
+            outcome["manifest"] = synthesize(
+                SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False, **MID_RUN_JOB)
+            )
+        except Exception as error:  # noqa: BLE001  (re-raised in the test thread below)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    wait_for_done_shards(out, 2)
+    freed_s = time.monotonic() - started
+    remove_placement_group(holder)
+    thread.join(timeout=300)
+    assert "error" not in outcome, outcome.get("error")
+    assert_complete(out, 1200)
+    assert shard_hashes(out) == clean_run
+    first, late = sorted(outcome["manifest"]["workers"], key=lambda w: (w["joined_s"] is None, w["joined_s"] or 0))
+    assert first["joined_s"] < freed_s and first["images"] > 0
+    # The job may end before the second worker has loaded the snapshot: then it says so rather than waiting.
+    assert (late["joined_s"] is not None and late["joined_s"] > first["joined_s"]) or \
+        late["lost"].startswith("never started"), late
+
+
+def test_no_worker_started_in_the_start_timeout_is_one_line(ray_local, snapshots, tmp_path):
+    holder = cpu_holder(ray_local, 4)
+    try:
+        with pytest.raises(GenaugError) as error:
+            synthesize(SynthesisOptions(snapshots["tiny"], str(tmp_path / "out"), n=30, workers=1, progress=False,
+                                        worker_start_timeout_s=2))
+    finally:
+        remove_placement_group(holder)
+    message = str(error.value)
+    assert message.startswith("workers: none of 1 started within 2 s (cluster has CPU 0 of 4 free")
+    assert "--worker-start-timeout" in message and "\n" not in message
+    assert not (tmp_path / "out" / MANIFEST).exists()
+
+
+def test_a_cluster_that_can_never_hold_a_worker_fails_at_once_in_one_line(snapshots, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    from conftest import RAY_OBJECT_STORE_BYTES
+
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": 0, "object_store_memory": RAY_OBJECT_STORE_BYTES, "include_dashboard": False})
+    address = cluster.address
+    try:
+        job = subprocess.run([sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshots["tiny"], "--n", "30",
+                              "--out", str(tmp_path / "out"), "--address", address],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        cluster.shutdown()
+    errors = [line for line in job.stderr.splitlines() if line.startswith("Error:")]
+    assert job.returncode == 1 and "Traceback" not in job.stderr, job.stderr
+    assert errors == [f"Error: workers: the Ray cluster at {address} has no CPUs "
+                      "(expected a node with 1 CPU or more for each CPU worker)"]
 
 
 def genaug_process(*args) -> subprocess.Popen:

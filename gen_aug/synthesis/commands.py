@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.options import MAX_START_TIMEOUT_S, SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 
 
@@ -27,6 +27,9 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--format", "image_format", type=click.Choice(["parquet", "png", "raw"]), default="parquet",
               show_default=True, help="parquet: PNGs in HF datasets layout; png: ImageFolder tree; raw: uint8 pixels.")
 @click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
+@click.option("--worker-start-timeout", "worker_start_timeout_s", type=click.FloatRange(1, MAX_START_TIMEOUT_S),
+              default=600, show_default=True, metavar="SECONDS",
+              help="Fail for want of workers only when none has started in this long; later ones join as they start.")
 @click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")
 @click.option("--card", is_flag=True,
@@ -38,8 +41,8 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
               help="cdm snapshots: classifier-free guidance weight instead of the snapshot's; 0: plain conditional.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
-                       workers, encode_processes, image_format, address, resume, overwrite, card, min_confidence,
-                       steps, guidance):
+                       workers, encode_processes, image_format, address, worker_start_timeout_s, resume, overwrite,
+                       card, min_confidence, steps, guidance):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -68,7 +71,8 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     options = SynthesisOptions(
         model=snapshot, out=out, n=parse_count(n) if n is not None else None, per_class=per_class,
         class_weights=class_weights, classes=classes, data=data_spec, shard_size=shard_size, seed=seed, gpus=gpus,
-        workers=workers, encode_processes=encode_processes, format=image_format, address=address, resume=resume,
+        workers=workers, encode_processes=encode_processes, format=image_format, address=address,
+        worker_start_timeout_s=worker_start_timeout_s, resume=resume,
         overwrite=overwrite, card=card, min_confidence=min_confidence, steps=steps, guidance=guidance,
     )
     click.echo(describe_manifest(synthesize(options), out))

@@ -79,7 +79,7 @@ def synthesize(options: SynthesisOptions) -> dict:
                 print(describe_plan(settings.plan, workers, footprint, options.shard_size is not None,
                                     sum(record.rows for record in kept.values())), file=sys.stderr)
             job = ShardJob(settings, workers, Path(options.model).read_bytes(), location,
-                           planned.classifier_weights, options.progress)
+                           planned.classifier_weights, options.progress, options.worker_start_timeout_s)
             run = run_shards(ray, job, kept)
         manifest = _manifest(options, settings, planned.snapshot_meta, run, kept, started)
         check_claim(location, claim, options.out)

@@ -12,6 +12,8 @@ from gen_aug.synthesis.plan import MAX_SEED
 if TYPE_CHECKING:
     from gen_aug.evaluation.classifier import ClassifierConfig
 
+MAX_START_TIMEOUT_S = 7 * 24 * 3600  # a week: a cluster that takes longer to give a worker is not coming
+
 
 @dataclass(frozen=True)
 class SynthesisOptions:
@@ -29,6 +31,8 @@ class SynthesisOptions:
     workers: int | None = None  # CPU workers (no GPUs); None: one per GPU where there are GPUs, else one per CPU
     encode_processes: int | None = None  # per worker; 0: one encoder thread; None: the node's CPUs per GPU - 1
     address: str | None = field(default=None, metadata=NOT_IN_JOB)  # None: a private local Ray; or auto, HOST:PORT
+    # The job fails for want of workers only when none has started in this long; later ones join any time.
+    worker_start_timeout_s: float = 600.0
     resume: bool = field(default=False, metadata=NOT_IN_JOB)  # keep the finished shards that verify
     overwrite: bool = field(default=False, metadata=NOT_IN_JOB)  # replace a previous genaug output
     progress: bool = field(default=True, metadata=NOT_IN_JOB)  # the plan and a progress bar on stderr
@@ -51,6 +55,8 @@ class SynthesisOptions:
                 self.encode_processes, "0 or more")
         require(self.min_confidence is None or 0 <= self.min_confidence <= 1, "min_confidence", self.min_confidence,
                 "a probability, 0 to 1")
+        require(math.isfinite(self.worker_start_timeout_s) and 1 <= self.worker_start_timeout_s <= MAX_START_TIMEOUT_S,
+                "worker_start_timeout_s", self.worker_start_timeout_s, f"1 to {MAX_START_TIMEOUT_S:,} seconds")
         require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
         require(self.guidance is None or (math.isfinite(self.guidance) and self.guidance >= 0), "guidance",
                 self.guidance, "0 or a finite weight above")

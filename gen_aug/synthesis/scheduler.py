@@ -17,11 +17,17 @@ from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location
 from gen_aug.synthesis.worker import ShardWorker
 
-WORKER_START_TIMEOUT_S = 120
+# A job fails for want of workers only when none has started in this long: on a loaded machine or a
+# cluster that is scaling up, the first worker may take minutes, and later ones join whenever they start.
+WORKER_START_TIMEOUT_S = 600.0
 # A shard still out after ten times the job's median time from hand-out to record (and at least the floor)
 # is taken to be hung: its worker is killed and its shards go to the others, as for a lost worker.
 HUNG_SHARD_FACTOR = 10
 HUNG_SHARD_FLOOR_S = 20.0
+# Before it is killed, an overdue worker is asked to describe itself: one that answers (restarting its
+# encoders, or slowed by a loaded machine) is working and gets another deadline; a stopped or wedged
+# process does not answer in this long.
+PING_TIMEOUT_S = 10.0
 WAIT_POLL_S = 1.0
 # One torch thread per CPU worker: workers scale across cores with no shared thread pool to contend
 # for, and a shard's bytes never depend on how many threads computed it.
@@ -38,35 +44,39 @@ class ShardJob:
     location: Location  # the output, which actors write to themselves
     classifier_weights: bytes | None = None  # the judge of a --min-confidence job
     progress: bool = True
+    start_timeout_s: float = WORKER_START_TIMEOUT_S  # the job fails if no worker has started by then
 
 
 @dataclass
 class ShardRun:
     records: dict[int, ShardRecord]  # by shard index, the kept ones included
-    workers: list[dict]  # each actor's description, images written, peak memory, or why it was lost
+    workers: list[dict]  # each actor's description, when it joined, images written, peak memory, or why it was lost
     shard_seconds: float = 0.0  # from the first shard handed out to the last one written
 
 
 def run_shards(ray, job: ShardJob, kept: dict[int, ShardRecord]) -> ShardRun:
-    """Write every shard not in `kept`; a driver interrupt is a GenaugError that says how to resume."""
+    """Write every shard not in `kept`; a driver interrupt is a GenaugError that says how to resume.
+
+    Shards go to each worker as soon as it has loaded the snapshot: the job starts with the first
+    worker ready and takes on the others whenever the cluster starts them.
+    """
     from tqdm import tqdm
 
     plan = job.settings.plan
-    run = ShardRun(dict(kept), [])
+    run = ShardRun(dict(kept), [{"worker": i, "joined_s": None, "images": 0} for i in range(job.workers.count)])
     actors = _start_actors(ray, job)
     # smoothing=0: the bar's rate is an average over the whole run, as the manifest's is, and its ETA holds
     # steady rather than swinging with each shard that lands.
     bar = tqdm(total=plan.n, initial=sum(r.rows for r in kept.values()), unit="img", unit_scale=True,
                desc="synthesize", disable=not job.progress, smoothing=0)
     try:
-        run.workers = _describe(ray, actors)
-        bar.unpause()  # its clock starts again with the first shard, as the manifest's shard time does
-        started = time.time()
-        alive = _hand_out(ray, actors, job, run, bar)
-        run.shard_seconds = time.time() - started
+        scheduler = _Scheduler(ray, actors, job, run, bar)
+        alive = scheduler.hand_out()
+        run.shard_seconds = scheduler.shard_seconds()
         for worker, stats in zip(alive, ray.get([actors[w].final_stats.remote() for w in alive])):
             run.workers[worker].update(stats)
         ray.get([actors[w].close.remote() for w in alive])  # encoder processes end and free their memory
+        scheduler.say_unstarted()
         return run
     except KeyboardInterrupt:
         raise GenaugError(
@@ -96,37 +106,143 @@ def _start_actors(ray, job: ShardJob) -> list:
     ]
 
 
-def _hand_out(ray, actors: list, job: ShardJob, run: ShardRun, bar) -> list[int]:
-    """Keep every live actor as busy as it can be until every shard is recorded; returns the live actors."""
-    pending = deque(s.shard_idx for s in job.settings.plan.shards() if s.shard_idx not in run.records)
-    alive = set(range(len(actors)))
-    in_flight: dict = {}  # task ref -> (worker, shard_idx, hand-out time)
-    seconds_per_shard: list[float] = []
-    while pending or in_flight:
-        for worker in sorted(alive):
-            limit = run.workers[worker]["shards_in_flight"]
-            while pending and sum(w == worker for w, _, _ in in_flight.values()) < limit:
-                shard_idx = pending.popleft()
-                in_flight[actors[worker].run_shard.remote(shard_idx)] = (worker, shard_idx, time.monotonic())
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_POLL_S)
-        if not ready:
-            _kill_hung(ray, actors, in_flight, seconds_per_shard, alive, run, bar)
-            continue
-        worker, shard_idx, handed_out = in_flight.pop(ready[0])
+class _Scheduler:
+    """Keeps every joined actor as busy as it can be until every shard is recorded, and takes on late ones."""
+
+    def __init__(self, ray, actors: list, job: ShardJob, run: ShardRun, bar):
+        self.ray, self.actors, self.job, self.run, self.bar = ray, actors, job, run, bar
+        self.pending = deque(s.shard_idx for s in job.settings.plan.shards() if s.shard_idx not in run.records)
+        self.created = time.monotonic()
+        self.without_workers_since = self.created  # when the job last had no worker to give a shard to
+        self.first_joined: float | None = None
+        self.joining = {actor.describe.remote(): i for i, actor in enumerate(actors)}  # describe ref -> worker
+        self.alive: set[int] = set()
+        self.in_flight: dict = {}  # task ref -> (worker, shard_idx, hand-out time)
+        self.seconds_per_shard: list[float] = []
+        self.answered: dict[int, float] = {}  # worker -> when it last answered a ping
+        self.pings: dict[int, tuple] = {}  # worker -> (describe ref, sent at) not answered yet
+
+    def hand_out(self) -> list[int]:
+        """Run until no shard is pending or out; returns the workers that joined and are still alive."""
+        ray = self.ray
+        while self.pending or self.in_flight:
+            self._fill()
+            ready, _ = ray.wait([*self.in_flight, *self.joining], num_returns=1, timeout=WAIT_POLL_S)
+            if not ready:
+                self._check_start()
+                self._kill_hung()
+                continue
+            if ready[0] in self.joining:
+                self._join(ready[0])
+                continue
+            worker, shard_idx, handed_out = self.in_flight.pop(ready[0])
+            try:
+                record = ray.get(ready[0])
+            except _lost_worker_errors(ray) as error:
+                self.pending.appendleft(shard_idx)
+                self._lose(worker, type(error).__name__)
+                continue
+            except ray.exceptions.RayTaskError as error:
+                raise _task_error(error, shard_idx) from None
+            self.seconds_per_shard.append(time.monotonic() - handed_out)
+            _record(self.job, self.run, worker, record)
+            if record.candidates is not None:  # a --min-confidence job: how many latents it takes per kept image
+                self.bar.set_postfix_str(_acceptance(self.run.records.values()), refresh=False)
+            self.bar.update(record.rows)
+        return sorted(self.alive)
+
+    def shard_seconds(self) -> float:
+        return 0.0 if self.first_joined is None else time.monotonic() - self.first_joined
+
+    def say_unstarted(self) -> None:
+        """A line and a manifest entry for each worker the cluster did not start while the job ran."""
+        waited = time.monotonic() - self.created
+        needs = "1 GPU" if self.job.workers.use_gpus else "1 CPU"
+        for worker in sorted(self.joining.values()):
+            self.run.workers[worker]["lost"] = f"never started: waited {waited:.0f} s for {needs}"
+            self.bar.write(f"worker {worker} never started in the job's {waited:.0f} s (it needs {needs}; the cluster "
+                           f"has {_resources(self.ray)}); the {len(self.alive)} others wrote every shard",
+                           file=sys.stderr)
+
+    def _fill(self) -> None:
+        for worker in sorted(self.alive):
+            limit = self.run.workers[worker]["shards_in_flight"]
+            while self.pending and sum(w == worker for w, _, _ in self.in_flight.values()) < limit:
+                shard_idx = self.pending.popleft()
+                task = self.actors[worker].run_shard.remote(shard_idx)
+                self.in_flight[task] = (worker, shard_idx, time.monotonic())
+
+    def _join(self, ref) -> None:
+        """A worker has loaded the snapshot and takes shards from now on; or it failed to start."""
+        worker = self.joining.pop(ref)
         try:
-            record = ray.get(ready[0])
-        except _lost_worker_errors(ray) as error:
-            pending.appendleft(shard_idx)
-            _lose(worker, type(error).__name__, alive, run, bar, job.settings.plan.num_shards)
-            continue
-        except ray.exceptions.RayTaskError as error:
-            raise _task_error(error, shard_idx) from None
-        seconds_per_shard.append(time.monotonic() - handed_out)
-        _record(job, run, worker, record)
-        if record.candidates is not None:  # a --min-confidence job: how many latents it takes per kept image
-            bar.set_postfix_str(_acceptance(run.records.values()), refresh=False)
-        bar.update(record.rows)
-    return sorted(alive)
+            info = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError as error:
+            if getattr(error, "actor_init_failed", False):  # its code failed, as every worker's would
+                raise GenaugError(f"workers: one failed to start ({str(error).splitlines()[0]})") from None
+            self._lose(worker, f"lost while starting: {type(error).__name__}")
+            return
+        now = time.monotonic()
+        if self.first_joined is None:
+            self.first_joined = now
+            self.bar.unpause()  # the bar's clock starts with the first shard, as the manifest's shard time does
+        self.run.workers[worker].update(info, joined_s=round(now - self.created, 3))
+        self.alive.add(worker)
+
+    def _check_start(self) -> None:
+        """Fail once no worker has been there for the start timeout; while one works, others may start any time."""
+        waited = time.monotonic() - self.without_workers_since
+        if self.alive or waited <= self.job.start_timeout_s:
+            return
+        what = "none of" if self.first_joined is None else "every worker was lost and none of the other"
+        raise GenaugError(
+            f"workers: {what} {len(self.joining)} started within {waited:.0f} s (cluster has {_resources(self.ray)}; "
+            f"expected a free {'GPU' if self.job.workers.use_gpus else 'CPU'} for one worker at least, or a longer "
+            f"--worker-start-timeout; {len(self.run.records)} of {self.job.settings.plan.num_shards} shards are "
+            "finished and kept)"
+        )
+
+    def _kill_hung(self) -> None:
+        """Kill workers whose shard is out far longer than shards take and that do not answer; their tasks then fail
+        as a lost worker's do."""
+        if not self.seconds_per_shard:
+            return  # nothing measured yet
+        deadline = max(HUNG_SHARD_FLOOR_S, HUNG_SHARD_FACTOR * statistics.median(self.seconds_per_shard))
+        now = time.monotonic()
+        overdue = {w for w, _, out_since in self.in_flight.values()
+                   if w in self.alive and now - max(out_since, self.answered.get(w, 0.0)) > deadline}
+        for worker in sorted(overdue):
+            ping, sent = self.pings.setdefault(worker, (self.actors[worker].describe.remote(), now))
+            answered, _ = self.ray.wait([ping], timeout=0)
+            if answered:
+                del self.pings[worker]
+                self.answered[worker] = now
+            elif now - sent > PING_TIMEOUT_S:
+                self.ray.kill(self.actors[worker])
+                self._lose(worker, f"hung: a shard out for over {deadline:.0f} s and no answer in {PING_TIMEOUT_S:.0f} s")
+
+    def _lose(self, worker: int, why: str) -> None:
+        """Take `worker` out of the job; fail it once no worker is left and none is still starting."""
+        entry = self.run.workers[worker]
+        if "lost" not in entry:
+            self.alive.discard(worker)
+            entry["lost"] = why
+            where = f" on {entry['node_ip']}" if "node_ip" in entry else ""
+            self.bar.write(f"worker {worker}{where} lost ({why}); its shards go to the {len(self.alive)} others",
+                           file=sys.stderr)
+            if not self.alive:
+                self.without_workers_since = time.monotonic()
+        if not self.alive and not self.joining:
+            raise GenaugError(
+                f"every worker was lost; {len(self.run.records)} of {self.job.settings.plan.num_shards} shards are "
+                "finished and kept (rerun the same command with --resume once workers are available)"
+            ) from None
+
+
+def _resources(ray) -> str:
+    """'CPU 0 of 4 free, GPU 0 of 2 free': what a worker waits for."""
+    total, free = ray.cluster_resources(), ray.available_resources()
+    return ", ".join(f"{name} {free.get(name, 0):g} of {total.get(name, 0):g} free" for name in ("CPU", "GPU"))
 
 
 def _acceptance(records) -> str:
@@ -148,30 +264,6 @@ def _record(job: ShardJob, run: ShardRun, worker: int, record: ShardRecord) -> N
     run.workers[worker]["images"] += record.rows
 
 
-def _kill_hung(ray, actors, in_flight: dict, seconds_per_shard: list, alive: set, run: ShardRun, bar) -> None:
-    """Kill the workers of shards out far longer than shards take; their tasks then fail as a lost worker's do."""
-    if not seconds_per_shard:
-        return  # nothing measured yet: the first shards also pay for start-up
-    deadline = max(HUNG_SHARD_FLOOR_S, HUNG_SHARD_FACTOR * statistics.median(seconds_per_shard))
-    now = time.monotonic()
-    for worker in {w for w, _, handed_out in in_flight.values() if now - handed_out > deadline and w in alive}:
-        ray.kill(actors[worker])
-        _lose(worker, f"hung: a shard out for over {deadline:.0f} s", alive, run, bar, None)
-
-
-def _lose(worker: int, why: str, alive: set, run: ShardRun, bar, num_shards: int | None) -> None:
-    if worker in alive:
-        alive.discard(worker)
-        run.workers[worker]["lost"] = why
-        bar.write(f"worker {worker} on {run.workers[worker]['node_ip']} lost ({why}); "
-                  f"its shards go to the {len(alive)} others", file=sys.stderr)
-    if not alive and num_shards is not None:
-        raise GenaugError(
-            f"every worker was lost; {len(run.records)} of {num_shards} shards are finished and kept "
-            "(rerun the same command with --resume once workers are available)"
-        ) from None
-
-
 def _lost_worker_errors(ray) -> tuple[type, ...]:
     """What a task raises when its actor, worker process or node is gone rather than when its code failed."""
     errors = ray.exceptions
@@ -187,17 +279,3 @@ def _task_error(error, shard_idx: int) -> Exception:
             f"shard {shard_idx}: writing failed ({cause}; expected a writable --out on storage every node can reach)"
         )
     return error
-
-
-def _describe(ray, actors) -> list[dict]:
-    """Wait for every actor to load the snapshot; their descriptions (node, device, CUDA_VISIBLE_DEVICES)."""
-    try:
-        infos = ray.get([actor.describe.remote() for actor in actors], timeout=WORKER_START_TIMEOUT_S)
-    except ray.exceptions.GetTimeoutError:
-        raise GenaugError(
-            f"workers: not all {len(actors)} started within {WORKER_START_TIMEOUT_S} s "
-            f"(cluster has {ray.cluster_resources()}; expected free CPUs or GPUs for every worker)"
-        ) from None
-    except ray.exceptions.RayActorError as error:
-        raise GenaugError(f"workers: one failed to start ({str(error).splitlines()[0]})") from None
-    return [{"worker": i, **info, "images": 0} for i, info in enumerate(infos)]

@@ -171,7 +171,12 @@ def plan_workers(ray, options: SynthesisOptions) -> Workers:
         # A GPU outruns one encoder many times over: give it the node's cores.
         processes = options.encode_processes
         return Workers(True, gpus, max(0, cpus // gpus - 1) if processes is None else processes)
-    workers = options.workers if options.workers is not None else max(1, cpus)
+    if cpus < 1:  # no worker could ever start: fail now rather than after the start timeout
+        raise GenaugError(
+            f"workers: the Ray cluster{'' if options.address is None else ' at ' + options.address} has no CPUs "
+            "(expected a node with 1 CPU or more for each CPU worker)"
+        )
+    workers = options.workers if options.workers is not None else cpus
     if workers > cpus:
         raise GenaugError(f"--workers {workers}: the Ray cluster has {cpus} CPUs (expected --workers {cpus} or fewer)")
     return Workers(False, workers, options.encode_processes or 0)
