@@ -78,6 +78,13 @@ def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -
     except Exception as error:  # safetensors raises its own error type for every malformed file
         raise GenaugError(f"{where}: not a readable safetensors file, or truncated ({error})") from None
     _check_shapes(payload, meta, where)
+    broken = next((name for name, tensor in sorted(tensors.items())
+                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
+    if broken is not None:
+        raise GenaugError(
+            f"{where}: weight {broken} holds NaN or infinite values (expected finite weights; a training run "
+            "that diverged writes these: retrain it, with a lower learning rate)"
+        )
     model = build_model(meta["family"], meta["config"])
     model.load_state_dict(tensors, strict=True)
     model.to(device).eval().requires_grad_(False)

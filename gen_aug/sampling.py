@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from gen_aug.errors import GenaugError
+
 # splitmix64 constants (Steele, Lea, Flood 2014) written as the signed int64 values of their bit patterns,
 # since torch has no uint64 arithmetic: int64 addition and multiplication wrap exactly like uint64's.
 _GOLDEN_GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
@@ -78,6 +80,8 @@ def generate_uint8(
     indices = indices.to(torch.int64)
     labels = labels.to(torch.int64)
     results = []
+    # One flag for the call, read once at the end: a check per chunk would wait for the GPU every chunk.
+    finite = torch.ones((), dtype=torch.bool, device=device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for start in range(0, len(indices), chunk):
             chunk_indices, chunk_labels = indices[start : start + chunk], labels[start : start + chunk]
@@ -86,14 +90,29 @@ def generate_uint8(
                 chunk_indices = torch.cat([chunk_indices, chunk_indices[:1].expand(chunk - rows)])
                 chunk_labels = torch.cat([chunk_labels, chunk_labels[:1].expand(chunk - rows)])
             z = latents(seed, chunk_indices, model.z_dim, device)
-            images = to_uint8(model.generate(z, chunk_labels.to(device)))[:rows]
+            generated = model.generate(z, chunk_labels.to(device))[:rows]
+            finite &= torch.isfinite(generated).all()
+            images = to_uint8(generated)
             if out is None:
                 results.append(images)
             else:
                 out[start : start + rows].copy_(images, non_blocking=True)
+    if len(indices) and not bool(finite):  # uint8 would turn NaN into plausible-looking pixels
+        raise non_finite_images(int(indices.min()), int(indices.max()))
     if out is not None:
         if device.type == "cuda":
             torch.cuda.current_stream(device).synchronize()  # the copies into `out` are asynchronous
         return out
     return torch.cat(results) if results else torch.empty((0, model.config.channels, model.config.resolution,
                                                          model.config.resolution), dtype=torch.uint8, device=device)
+
+
+class NonFiniteImages(GenaugError):
+    """Generated pixels that are NaN or infinite, which uint8 would silently turn into pixels."""
+
+
+def non_finite_images(first: int, last: int) -> NonFiniteImages:
+    return NonFiniteImages(
+        f"the model generated NaN or infinite pixels for images {first} to {last} (expected finite images: "
+        "its weights or sampler settings are broken; retrain it)"
+    )

@@ -182,17 +182,32 @@ def cut_snapshot(folder: Path, assets: Assets) -> None:
 
 def snapshot_with_meta(change: Callable[[dict], None]) -> Callable[[Path, Assets], None]:
     """{tmp}/crafted.safetensors: the assets' real weights under metadata edited by hand."""
+    return crafted_snapshot(change_meta=change)
 
+
+def snapshot_with_weights(change: Callable[[dict], None]) -> Callable[[Path, Assets], None]:
+    """{tmp}/crafted.safetensors: the assets' snapshot with its weights (name -> tensor) edited by hand."""
+    return crafted_snapshot(change_weights=change)
+
+
+def crafted_snapshot(change_meta=None, change_weights=None) -> Callable[[Path, Assets], None]:
     def make(folder: Path, assets: Assets) -> None:
         from safetensors import safe_open
 
         with safe_open(str(assets.snapshot), "pt") as opened:
             meta = json.loads(opened.metadata()["genaug"])
             tensors = {name: opened.get_tensor(name) for name in opened.keys()}
-        change(meta)
+        for change, value in ((change_meta, meta), (change_weights, tensors)):
+            if change is not None:
+                change(value)
         save_file(tensors, folder / "crafted.safetensors", metadata={"genaug": json.dumps(meta)})
 
     return make
+
+
+def embedding_row(label: int, value: float) -> Callable[[dict], None]:
+    """Set the class embedding of `label` to `value`: 3e38 is finite, yet the generator's sums overflow into NaN."""
+    return lambda tensors: tensors["net.embed.weight"][label].fill_(value)
 
 
 def synth_copy(edit: Callable[[Path], None]) -> Callable[[Path, Assets], None]:
@@ -350,6 +365,13 @@ BAD_INPUTS = [
         "class name 'cat' is given twice", snapshot_with_meta(lambda meta: meta.update(class_names=["cat"] * 3))),
     Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
         "(expected 1 to 4096)", snapshot_with_meta(lambda meta: meta["config"].update(width=10**30))),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "weight net.embed.weight holds NaN or infinite values", snapshot_with_weights(embedding_row(1, float("nan")))),
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "snapshot {tmp}/crafted.safetensors",
+        "lr_g = inf (expected a finite number)", snapshot_with_meta(lambda meta: meta["config"].update(lr_g=1e999))),
+    # NaN from every class: found in the sample the size estimate draws, before Ray starts
+    Bad("synthesize --model {tmp}/crafted.safetensors --out {out} --n 30", "--model '{tmp}/crafted.safetensors'",
+        "generated NaN or infinite pixels for images 0 to", snapshot_with_weights(embedding_row(slice(None), 3e38))),
     Bad(f"{SYNTH} --n 30 --seed 9223372036854775808", "--seed", "not in the range 0<=x<=9223372036854775807"),
     Bad(f"{SYNTH} --per-class cat=x", "--per-class cat 'x'", "not a number"),
     Bad(f"{SYNTH} --n 30 --worker-start-timeout 0", "--worker-start-timeout", "not in the range 1<=x<=604800"),

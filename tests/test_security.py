@@ -118,6 +118,17 @@ def test_a_crafted_snapshot_config_is_refused_at_once(tmp_path, config, why):
     assert len(lines[0]) < 400 and not out.exists()
 
 
+@pytest.mark.parametrize("config, why", [
+    ({"sigma_max": float("inf")}, "sigma_max = inf (expected a finite number)"),  # every latent became inf
+    ({"sigma_data": float("nan")}, "sigma_data = nan (expected a finite number)"),  # NaN > 0 is False, yet passed
+])
+def test_a_non_finite_cdm_setting_is_refused_at_load(tmp_path, config, why):
+    snapshot = crafted_cdm_snapshot(tmp_path / "crafted.safetensors", **config)
+    with pytest.raises(GenaugError) as error:
+        load_snapshot(snapshot)
+    assert str(error.value) == f"snapshot {snapshot}: model cdm: {why}"
+
+
 def snapshot_with_classes(path: Path, class_names: list[str]) -> str:
     model = build_model("cgan", TINY | {"num_classes": len(class_names)})
     save_snapshot(path, model, {"class_names": class_names})

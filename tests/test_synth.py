@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from click.testing import CliRunner
 from ray.util.placement_group import remove_placement_group
 
@@ -220,6 +221,24 @@ def test_a_cluster_that_can_never_hold_a_worker_fails_at_once_in_one_line(snapsh
     assert job.returncode == 1 and "Traceback" not in job.stderr, job.stderr
     assert errors == [f"Error: workers: the Ray cluster at {address} has no CPUs "
                       "(expected a node with 1 CPU or more for each CPU worker)"]
+
+
+def test_a_shard_of_nan_pixels_fails_the_job_in_one_line_naming_the_model(ray_local, tmp_path):
+    """The one owl (image 82, shard 1) comes out NaN; the size estimate's sample (images 0-31) has none, so the
+    worker that generates it must notice: uint8 would have written it as a plausible image."""
+    model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
+    with torch.no_grad():
+        model.net.embed.weight[2].fill_(3e38)  # finite, but the generator's sums overflow into NaN
+    snapshot = tmp_path / "owl-nan.safetensors"
+    save_snapshot(snapshot, model, {"class_names": NAMES})
+    out = tmp_path / "out"
+    with pytest.raises(GenaugError) as error:
+        synthesize(SynthesisOptions(str(snapshot), str(out), n=None, per_class="cat=100,dog=100,owl=1",
+                                    shard_size=50, workers=1, progress=False))
+    assert str(error.value) == (f"--model {str(snapshot)!r}: the model generated NaN or infinite pixels for images "
+                                "50 to 99 (expected finite images: its weights or sampler settings are broken; "
+                                "retrain it)")
+    assert not (out / MANIFEST).exists()
 
 
 def genaug_process(*args) -> subprocess.Popen:

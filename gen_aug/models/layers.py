@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +32,9 @@ class ModelConfig:
     width: int = 32  # channels at the finest level up to 128 px (half that at 256); coarser levels up to 4x
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):  # every family's: a snapshot's JSON may say Infinity or NaN
+            value = getattr(self, field.name)
+            require(not isinstance(value, float) or math.isfinite(value), field.name, value, "a finite number")
         require(
             MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION,
             "resolution",

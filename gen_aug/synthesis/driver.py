@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gen_aug.errors import GenaugError
-from gen_aug.sampling import GENERATION_CHUNK
+from gen_aug.sampling import GENERATION_CHUNK, NonFiniteImages
 from gen_aug.synthesis.formats import get_format
 from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
 from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint
@@ -60,7 +60,8 @@ def synthesize(options: SynthesisOptions) -> dict:
     planned = plan_job(options, "cpu")
     location = open_location(options.out)
     _check_output(location, options)
-    footprint = estimate_footprint(planned.model, planned.settings.plan, options.format)
+    with _naming_the_model(options):
+        footprint = estimate_footprint(planned.model, planned.settings.plan, options.format)
     check_room(location, options, footprint, planned.settings.plan)
     new_folder = not location.root_exists()
     try:
@@ -80,7 +81,8 @@ def synthesize(options: SynthesisOptions) -> dict:
                                     sum(record.rows for record in kept.values())), file=sys.stderr)
             job = ShardJob(settings, workers, Path(options.model).read_bytes(), location,
                            planned.classifier_weights, options.progress, options.worker_start_timeout_s)
-            run = run_shards(ray, job, kept)
+            with _naming_the_model(options):
+                run = run_shards(ray, job, kept)
         manifest = _manifest(options, settings, planned.snapshot_meta, run, kept, started)
         check_claim(location, claim, options.out)
         _finish(location, options, settings, manifest)
@@ -105,6 +107,15 @@ def _finish(location: Location, options: SynthesisOptions, settings: JobSettings
             f"--out {options.out!r}: cannot write the manifest ({error}; every shard is finished and recorded: "
             "make room and rerun the same command with --resume)"
         ) from None
+
+
+@contextlib.contextmanager
+def _naming_the_model(options: SynthesisOptions):
+    """A model that generates NaN is a bad --model: its error names it."""
+    try:
+        yield
+    except NonFiniteImages as error:
+        raise GenaugError(f"--model {options.model!r}: {error}") from None
 
 
 @contextlib.contextmanager

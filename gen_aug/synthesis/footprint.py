@@ -37,14 +37,17 @@ class Footprint:
 def estimate_footprint(model: torch.nn.Module, plan: Plan, image_format: str) -> Footprint:
     """Encode the job's first images twice, all and half of them: the difference is the bytes of one image."""
     from gen_aug.images import to_uint8
-    from gen_aug.sampling import latents
+    from gen_aug.sampling import latents, non_finite_images
 
     rows = min(SAMPLE_IMAGES, plan.n)
     labels = torch.from_numpy(plan.labels(0, rows))
     # The rows alone, not padded to a generation chunk: an estimate needs no exact bytes, and a diffusion
     # sampler's cost grows with every padded row.
     with torch.inference_mode():
-        images = to_uint8(model.generate(latents(plan.seed, torch.arange(rows), model.z_dim), labels)).numpy()
+        generated = model.generate(latents(plan.seed, torch.arange(rows), model.z_dim), labels)
+    if not torch.isfinite(generated).all():  # refused here, before Ray starts or anything is written
+        raise non_finite_images(0, rows - 1)
+    images = to_uint8(generated).numpy()
     whole = _encoded_bytes(images, plan.class_names, image_format)
     if rows < 2:
         return Footprint(image_format, float(whole), 0.0)

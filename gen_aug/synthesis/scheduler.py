@@ -273,7 +273,7 @@ def _lost_worker_errors(ray) -> tuple[type, ...]:
 def _task_error(error, shard_idx: int) -> Exception:
     cause = getattr(error, "cause", None)
     if isinstance(cause, GenaugError):
-        return GenaugError(str(cause))
+        return type(cause)(str(cause))  # its own kind: the driver adds what only it knows, such as the --model
     if isinstance(cause, OSError):
         return GenaugError(
             f"shard {shard_idx}: writing failed ({cause}; expected a writable --out on storage every node can reach)"
