@@ -211,7 +211,11 @@ BAD_FILES = {
     "idx largest sizes": (idx_pair(idx_header(3, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(84)),
                           "'t10k-images-idx3-ubyte'", "is truncated: the header declares 4294967295 x 4294967295"),
     "idx gz 2**31 images": (idx_pair(idx_header(3, 2**31, 28, 28) + bytes(84), gz=True), "'t10k-images-idx3-ubyte.gz'",
-                            "is truncated: the header declares 2147483648 x 28 x 28"),
+                            "declares 2147483648 x 28 x 28, 1,683,627,180,032 bytes (expected at most 4 GiB"),
+    # a gzip's size says nothing of what it holds: 5 GB of zeros is a 5 MB file
+    "idx gz 5 GB": (idx_pair(idx_header(3, 5000, 1000, 1000) + bytes(84), gz=True), "'t10k-images-idx3-ubyte.gz'",
+                    "declares 5000 x 1000 x 1000, 5,000,000,000 bytes (expected at most 4 GiB: genaug holds a data "
+                    "set in memory"),
     "idx zero images": (idx_pair(idx_header(3, 0, 2, 2), idx_header(1, 0)), "'t10k-images-idx3-ubyte'",
                         "declares sizes (0, 2, 2) (expected 1 or more of each)"),
     "idx zero rows": (idx_pair(idx_header(3, 4, 0, 2)), "'t10k-images-idx3-ubyte'", "declares sizes (4, 0, 2)"),

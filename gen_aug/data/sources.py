@@ -24,6 +24,9 @@ BUILTIN_SETS = ("digits",)
 NPZ_SPLITS = ("train", "val", "test")
 IDX_UINT8 = 0x08  # the IDX type byte for unsigned bytes, the only type MNIST files use
 READ_CHUNK_BYTES = 1 << 20
+# genaug holds every image of a data set in memory: an array declared larger than this is refused before a
+# byte of it is read (a 5 MB gzip can honestly hold 5 GB of zeros).
+MAX_ARRAY_BYTES = 4 * 2**30
 # What a broken zip, gzip or .npy member raises while it is read: each means 'not the file it claims to be'.
 UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
               RuntimeError)
@@ -114,6 +117,7 @@ def _npy_member(label: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> 
                     f"data {label}: {name!r} declares {dtype} {shape}, {body_bytes:,} bytes, but holds "
                     f"{info.file_size - header_bytes:,} (expected a member as numpy.save writes it)"
                 )
+            _check_declared(label, repr(name), f"{dtype} {shape}", body_bytes)
             body = _read_at_most(stream, body_bytes)
     except UNREADABLE as error:
         raise GenaugError(f"data {label}: {name!r} is not a readable .npy array ({_reason(error)})") from None
@@ -212,11 +216,13 @@ def _read_idx_file(label: str, file: Path, num_dims: int) -> np.ndarray:
             body_bytes = math.prod(dims)
             if not compressed and file.stat().st_size != header_bytes + body_bytes:
                 raise _size_error(label, file, dims, file.stat().st_size - header_bytes)
-            body = _read_at_most(stream, body_bytes + 1)  # one more, to tell a longer file from an exact one
+            _check_declared(label, repr(file.name), " x ".join(map(str, dims)), body_bytes)
+            body = _read_at_most(stream, body_bytes)
+            more = stream.read(1)  # to tell a longer file from an exact one
     except (OSError, EOFError, zlib.error) as error:
         raise GenaugError(f"data {label}: cannot read {file.name!r} ({_reason(error)}; expected {what})") from None
-    if len(body) != body_bytes:
-        raise _size_error(label, file, dims, len(body))
+    if len(body) != body_bytes or more:
+        raise _size_error(label, file, dims, len(body) + len(more))
     array = np.frombuffer(body, dtype=np.uint8).reshape(dims)
     return array.astype(np.int64) if num_dims == 1 else array
 
@@ -234,19 +240,28 @@ def _size_error(label: str, file: Path, dims: tuple[int, ...], found_bytes: int)
 # --- shared checks --------------------------------------------------------------------------------
 
 
+def _check_declared(label: str, name: str, what: str, body_bytes: int) -> None:
+    if body_bytes > MAX_ARRAY_BYTES:
+        raise GenaugError(
+            f"data {label}: {name} declares {what}, {body_bytes:,} bytes (expected at most "
+            f"{MAX_ARRAY_BYTES / 2**30:g} GiB: genaug holds a data set in memory; use a smaller or resized set)"
+        )
+
+
 def _read_at_most(stream, limit: int) -> bytearray:
     """Up to `limit` bytes, in chunks, so a size a header declares is never allocated before the bytes exist.
 
-    A bytearray, so the arrays made on it are writable, as numpy.load's are.
+    One bytearray grown in place (large blocks grow by remapping, not copying), not chunks joined at
+    the end, which held every byte twice. A bytearray, so the arrays made on it are writable, as
+    numpy.load's are.
     """
-    chunks, total = [], 0
-    while total < limit:
-        chunk = stream.read(min(READ_CHUNK_BYTES, limit - total))
+    buffer = bytearray()
+    while len(buffer) < limit:
+        chunk = stream.read(min(READ_CHUNK_BYTES, limit - len(buffer)))
         if not chunk:
             break
-        chunks.append(chunk)
-        total += len(chunk)
-    return bytearray().join(chunks)
+        buffer += chunk
+    return buffer
 
 
 def _class_names(label: str, labels_by_array: dict[str, np.ndarray]) -> tuple[str, ...]:
