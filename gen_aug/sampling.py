@@ -73,32 +73,42 @@ def generate_uint8(
     Written into `out` when given (e.g. pinned host memory, filled by asynchronous copies), else
     returned on `device`.
     """
+    device = torch.device(device)
+    indices, labels = indices.to(torch.int64), labels.to(torch.int64)
+
+    def draw(rows: torch.Tensor) -> torch.Tensor:
+        return model.generate(latents(seed, indices[rows], model.z_dim, device), labels[rows].to(device))
+
+    return uint8_in_chunks(model, len(indices), device, draw, indices, out)
+
+
+def uint8_in_chunks(model: torch.nn.Module, count: int, device: torch.device, draw, named: torch.Tensor,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (count, C, H, W) of `draw(rows)`, which makes float images in [-1, 1] of the positions `rows`.
+
+    `draw` always gets GENERATION_CHUNK rows (a short last chunk is padded with copies of its first
+    row, dropped after), so every image is the same whichever range it is drawn in. `named` (count,)
+    are the image numbers an error names.
+    """
     from gen_aug.images import to_uint8
 
-    device = torch.device(device)
     chunk = GENERATION_CHUNK[device.type]
-    indices = indices.to(torch.int64)
-    labels = labels.to(torch.int64)
     results = []
     # One flag for the call, read once at the end: a check per chunk would wait for the GPU every chunk.
     finite = torch.ones((), dtype=torch.bool, device=device)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        for start in range(0, len(indices), chunk):
-            chunk_indices, chunk_labels = indices[start : start + chunk], labels[start : start + chunk]
-            rows = len(chunk_indices)
-            if rows < chunk:  # pad with copies of the first row; the padding is dropped below
-                chunk_indices = torch.cat([chunk_indices, chunk_indices[:1].expand(chunk - rows)])
-                chunk_labels = torch.cat([chunk_labels, chunk_labels[:1].expand(chunk - rows)])
-            z = latents(seed, chunk_indices, model.z_dim, device)
-            generated = model.generate(z, chunk_labels.to(device))[:rows]
+        for start in range(0, count, chunk):
+            rows = torch.arange(start, min(start + chunk, count))
+            padded = torch.cat([rows, rows[:1].expand(chunk - len(rows))])
+            generated = draw(padded)[: len(rows)]
             finite &= torch.isfinite(generated).all()
             images = to_uint8(generated)
             if out is None:
                 results.append(images)
             else:
-                out[start : start + rows].copy_(images, non_blocking=True)
-    if len(indices) and not bool(finite):  # uint8 would turn NaN into plausible-looking pixels
-        raise non_finite_images(int(indices.min()), int(indices.max()))
+                out[start : start + len(rows)].copy_(images, non_blocking=True)
+    if count and not bool(finite):  # uint8 would turn NaN into plausible-looking pixels
+        raise non_finite_images(int(named.min()), int(named.max()))
     if out is not None:
         if device.type == "cuda":
             torch.cuda.current_stream(device).synchronize()  # the copies into `out` are asynchronous

@@ -145,8 +145,31 @@ class CDM(SamplingModel):
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """z float32 (N, C*P*P), the initial noise; labels int64 (N,) -> images (N, C, H, W) in [-1, 1]."""
-        x = z.reshape(len(z), self.config.channels, self.side, self.side) * self.config.sigma_max
+        x = self._noise(z) * self.config.sigma_max
+        return center_crop(self._sample(x, self.sigmas(), labels), self.config.resolution).clamp(-1, 1)
+
+    def vary(self, images: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, strength: float) -> torch.Tensor:
+        """SDEdit on EDM: variants of real `images` (N, C, H, W) in [-1, 1], rendered under `labels`.
+
+        Each image is noised with z to the level from which a fraction `strength` of the sampler's
+        steps remains, and the same deterministic sampler runs those steps. Strength 0 returns the
+        images; strength 1 starts from the noise alone and is exactly `generate(z, labels)`.
+        """
         levels = self.sigmas()
+        remaining = round(strength * (len(levels) - 1))  # of the sampler's steps
+        if remaining == 0:
+            return images.clamp(-1, 1)
+        if remaining == len(levels) - 1:
+            return self.generate(z, labels)
+        start = len(levels) - 1 - remaining
+        x = center_pad(images.to(z.dtype), self.side) + self._noise(z) * levels[start]
+        return center_crop(self._sample(x, levels[start:], labels), self.config.resolution).clamp(-1, 1)
+
+    def _noise(self, z: torch.Tensor) -> torch.Tensor:
+        return z.reshape(len(z), self.config.channels, self.side, self.side)
+
+    def _sample(self, x: torch.Tensor, levels: list[float], labels: torch.Tensor) -> torch.Tensor:
+        """EDM's sampler from x at levels[0] down through the rest of `levels` (the last is 0)."""
         for sigma, following in zip(levels[:-1], levels[1:]):
             slope = (x - self.guided(x, sigma, labels)) / sigma
             stepped = x + (following - sigma) * slope
@@ -154,7 +177,7 @@ class CDM(SamplingModel):
                 corrected = (stepped - self.guided(stepped, following, labels)) / following
                 stepped = x + (following - sigma) * (slope + corrected) / 2
             x = stepped
-        return center_crop(x, self.config.resolution).clamp(-1, 1)
+        return x
 
     def trainer(self, num_images: int, device: torch.device, amp_dtype: torch.dtype | None = None) -> "CDMTrainer":
         return CDMTrainer(self, device, amp_dtype)

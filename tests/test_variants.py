@@ -1,0 +1,84 @@
+"""Variants of real images on a tiny real cdm: deterministic, batch-invariant, strength 0 the source, 1 from noise."""
+
+import numpy as np
+import pytest
+import torch
+
+from gen_aug.errors import GenaugError
+from gen_aug.models import build_model
+from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
+from gen_aug.variants import parse_strengths, variant_seed, variants_uint8
+
+SEED = 5
+ROWS = GENERATION_CHUNK["cpu"] + 44  # two chunks, the second padded
+
+
+@pytest.fixture(scope="module")
+def cdm():
+    torch.manual_seed(0)
+    return build_model("cdm", {"resolution": 8, "channels": 1, "num_classes": 3, "width": 4, "steps": 4}).eval()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """ROWS (source image, its index in a split of 100, variant number, class to render under)."""
+    rng = np.random.default_rng(1)
+    real = rng.integers(0, 256, size=(100, 1, 8, 8), dtype=np.uint8)
+    source_indices = rng.integers(0, 100, size=ROWS)
+    return real[source_indices], source_indices, rng.integers(0, 4, size=ROWS), rng.integers(0, 3, size=ROWS)
+
+
+def vary(cdm, rows, strength, part=slice(None)):
+    sources, indices, variants, labels = rows
+    return variants_uint8(cdm, sources[part], indices[part], variants[part], labels[part], strength, SEED)
+
+
+def test_strength_0_returns_the_source_images_byte_for_byte(cdm, rows):
+    assert torch.equal(vary(cdm, rows, 0.0), torch.from_numpy(rows[0]))
+
+
+def test_strength_1_is_sampling_from_noise_with_the_variant_s_latent(cdm, rows):
+    sources, indices, variants, labels = rows
+    varied = vary(cdm, rows, 1.0)
+    for variant in np.unique(variants):  # from-noise images of variant v: latents (variant_seed(seed, v), index)
+        mine = variants == variant
+        drawn = generate_uint8(cdm, variant_seed(SEED, int(variant)), torch.from_numpy(indices[mine]),
+                               torch.from_numpy(labels[mine]), "cpu")
+        assert torch.equal(varied[torch.from_numpy(mine)], drawn)
+
+
+@pytest.mark.parametrize("strength", [0.5, 0.75])
+def test_a_variant_is_the_same_whatever_rows_it_is_made_with(cdm, rows, strength):
+    whole = vary(cdm, rows, strength)
+    parts = torch.cat([vary(cdm, rows, strength, slice(0, 100)), vary(cdm, rows, strength, slice(100, None))])
+    order = np.random.default_rng(2).permutation(ROWS)
+    shuffled = variants_uint8(cdm, *(column[order] for column in rows[:3]), rows[3][order], strength, SEED)
+    assert torch.equal(whole, parts)
+    assert torch.equal(whole[torch.from_numpy(order)], shuffled)
+
+
+def test_a_low_strength_keeps_the_source_and_variants_differ(cdm, rows):
+    sources = torch.from_numpy(rows[0]).float()
+    low, full = vary(cdm, rows, 0.25).float(), vary(cdm, rows, 1.0).float()
+    assert (low - sources).abs().mean() < 0.5 * (full - sources).abs().mean()
+    other_variant = variants_uint8(cdm, rows[0], rows[1], rows[2] + 1, rows[3], 0.75, SEED)
+    assert not torch.equal(vary(cdm, rows, 0.75), other_variant)
+    assert variant_seed(SEED, 0) != variant_seed(SEED, 1) != variant_seed(SEED + 1, 1)
+
+
+def test_a_cgan_cannot_make_variants_and_says_why():
+    cgan = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 3, "z_dim": 8, "width": 4})
+    with pytest.raises(GenaugError, match="a cgan snapshot cannot make variants of real images"):
+        variants_uint8(cgan, np.zeros((1, 1, 8, 8), np.uint8), np.zeros(1), np.zeros(1), np.zeros(1), 0.5, SEED)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0.3,x", "--strength 'x': not a number"),
+    ("1.5", "--strength 1.5: out of range (expected a strength from 0 to 1)"),
+    ("nan", "--strength nan: out of range"),
+    ("0.5,0.5", "a strength is given twice"),
+])
+def test_bad_strengths_are_one_line(text, message):
+    with pytest.raises(GenaugError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_strengths(text)
+    assert parse_strengths("0.3,0.5,0.7") == (0.3, 0.5, 0.7)
