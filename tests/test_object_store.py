@@ -101,3 +101,13 @@ def test_a_second_job_into_a_finished_s3_output_is_refused_and_overwrite_replace
     replaced = synth(digits_snapshot, out, "--seed", "1", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert json.loads(open_location(out).read(MANIFEST))["plan"]["seed"] == 1 and verify(out).ok
+
+
+def test_verify_of_a_missing_bucket_says_the_bucket_is_missing(endpoint, monkeypatch):
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    report = genaug("verify", uri("no-such-bucket", endpoint))
+    errors = [line for line in report.stderr.splitlines() if line.startswith("Error:")]
+    assert report.returncode == 1 and "Traceback" not in report.stderr, report.stderr
+    assert errors == [f"Error: verify {uri('no-such-bucket', endpoint)!r}: no bucket 'no-such-bucket' there "
+                      "(expected the folder of a finished genaug synthesize)"]

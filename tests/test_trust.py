@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -9,10 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from gen_aug.cli import main
-from gen_aug.synthesis.claim import CLAIM_FILE
+from gen_aug.errors import GenaugError
+from gen_aug.synthesis.claim import CLAIM_FILE, claim_output
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.storage import LocalLocation
 from gen_aug.synthesis.verify import verify
 
 pytestmark = pytest.mark.ray
@@ -184,3 +187,39 @@ def test_a_damaged_state_resumes_from_the_manifest(job, digits_snapshot, tmp_pat
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["images_resumed"] == 40 and verify(str(out)).ok
     assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in first["shards"]]
+
+
+class RivalTakesOverFirst(LocalLocation):
+    """An output where another job, which also found the claim stale, removes it just before this one does and
+    creates its own claim just after: the interleaving of a real race, on real files."""
+
+    def __init__(self, root: str, rival: dict):
+        super().__init__(root)
+        self.rival = rival
+
+    def delete(self, relative: str) -> None:
+        if relative == CLAIM_FILE:
+            os.remove(self.path(relative))  # the rival's delete
+            try:
+                super().delete(relative)  # this job's, which finds nothing there
+            finally:
+                with open(self.path(relative), "x") as stream:  # the rival's claim
+                    json.dump(self.rival, stream)
+            return
+        super().delete(relative)
+
+
+def test_the_loser_of_a_stale_claim_race_is_told_another_job_took_it(tmp_path):
+    out = tmp_path / "out"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / ".genaug").mkdir(parents=True)
+    host = socket.gethostname()
+    (out / CLAIM_FILE).write_text(json.dumps({"host": host, "pid": int(gone.stdout), "started_at": "then",
+                                              "token": "x"}))
+    rival = {"host": host, "pid": os.getppid(), "started_at": "now", "token": "y"}  # a live process, not this one
+    with pytest.raises(GenaugError) as error:
+        claim_output(RivalTakesOverFirst(str(out), rival), str(out))
+    assert str(error.value) == (f"--out {str(out)!r}: another genaug job took over the stale claim first (now pid "
+                                f"{os.getppid()} on {host} since now; expected one writer per output: wait for that "
+                                "job to end)")
+    assert json.loads((out / CLAIM_FILE).read_text()) == rival  # the winner's claim stands

@@ -42,6 +42,8 @@ def read_claim(location: Location) -> Claim | None:
         return None
     try:
         return Claim(**json.loads(location.read(CLAIM_FILE, max_bytes=4096)))
+    except FileNotFoundError:
+        return None  # released or taken over since it was seen
     except (OSError, ValueError, TypeError):
         return Claim("an unknown host", -1, "an unknown time", "")
 
@@ -83,16 +85,26 @@ def claim_output(location: Location, out: str) -> Claim:
     claim = Claim(socket.gethostname(), os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   uuid.uuid4().hex, _process_start(os.getpid()))
     payload = (json.dumps(asdict(claim), sort_keys=True) + "\n").encode()
+    took_over = None  # the stale claim this job removed, if it did
     for _ in range(2):
         if location.create_exclusive(CLAIM_FILE, payload):
             return claim
         holder = read_claim(location)
         if holder is None:
             continue  # released between the two calls
+        if not is_stale(holder) and took_over is not None:
+            raise GenaugError(
+                f"--out {out!r}: another genaug job took over the stale claim first (now {holder.describe()}; "
+                "expected one writer per output: wait for that job to end)"
+            )
         if not is_stale(holder):
             refuse_live_claim(location, out)
         print(f"genaug: {out}: taking over the claim of a job that is gone ({holder.describe()})", file=sys.stderr)
-        location.delete(CLAIM_FILE)
+        try:
+            location.delete(CLAIM_FILE)
+        except FileNotFoundError:
+            pass  # another job starting here removed it first: whichever creates the claim next writes
+        took_over = holder
     raise GenaugError(f"--out {out!r}: could not claim it (expected no other job starting there at the same time)")
 
 

@@ -170,7 +170,8 @@ def load_manifest(out: str, role: str = "verify") -> tuple[Location, dict, Plan,
     location = open_location(out)
     name = manifest_name(location)
     if name is None:
-        raise GenaugError(f"{role} {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
+        missing = location.missing_container() or f"no {MANIFEST}"
+        raise GenaugError(f"{role} {out!r}: {missing} (expected the folder of a finished genaug synthesize)")
     manifest = read_json(location, name)
     plan = Plan.from_dict(manifest.get("plan") or {}, f"{out}/{name}")
     image_format = manifest.get("format")

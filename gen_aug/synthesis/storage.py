@@ -73,6 +73,10 @@ class Location(abc.ABC):
     def remove_root_if_empty(self) -> None:
         """Remove the output folder itself if it holds nothing: a job that failed before writing leaves no trace."""
 
+    def missing_container(self) -> str | None:
+        """What is missing above the output where that, not a file in it, is the trouble (an object store's bucket)."""
+        return None
+
     def is_empty(self) -> bool:
         return not self.list_files() and not self._has_entries()
 
@@ -275,6 +279,13 @@ class ObjectStoreLocation(Location):
 
     def remove_root_if_empty(self) -> None:
         pass
+
+    def missing_container(self) -> str | None:
+        bucket = self.root.lstrip("/").split("/", 1)[0]
+        if self.fs.type_name in self.ATOMIC_PUT and bucket and \
+                self.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            return f"no bucket {bucket!r} there"
+        return None
 
     def _has_entries(self) -> bool:
         info = self.fs.get_file_info(self.root)
