@@ -67,7 +67,8 @@ def data_command(spec, export_dir):
 @main.command("train")
 @click.option("--job", "job_path", metavar="TOML", help="Job file; options given here override its values.")
 @click.option("--data", "data_spec", metavar="SPEC", help="Training images, as `genaug data` takes them.")
-@click.option("--model", "family", metavar="cgan|cvae", help="Model family.")
+@click.option("--model", "family", metavar="cgan|cvae|cdm",
+              help="Model family: cgan (conditional GAN), cvae (conditional VAE) or cdm (class-conditional diffusion).")
 @click.option("--out", metavar="DIR", help="Run folder for model.safetensors, train_state.pt, log.jsonl, previews.")
 @click.option("--steps", type=click.IntRange(min=1), metavar="N", help="Optimiser steps in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="B", help="Real images per step.")

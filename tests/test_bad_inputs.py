@@ -210,6 +210,13 @@ def embedding_row(label: int, value: float) -> Callable[[dict], None]:
     return lambda tensors: tensors["net.embed.weight"][label].fill_(value)
 
 
+def interrupted(out: Path) -> None:
+    """As a job leaves its output when stopped before the end: its state, no manifest."""
+    (out / MANIFEST).unlink()
+    (out / JOB_FILE).parent.mkdir(exist_ok=True)
+    (out / JOB_FILE).write_text("{}")
+
+
 def synth_copy(edit: Callable[[Path], None]) -> Callable[[Path, Assets], None]:
     """{out} as a copy of the finished synthesis, then edited by hand."""
 
@@ -385,6 +392,8 @@ BAD_INPUTS = [
         synth_copy(lambda out: None)),
     # verify: missing outputs and manifests edited by hand
     Bad("verify {tmp}/none", "verify '{tmp}/none'", "no _manifest.json"),
+    Bad("verify {out}", "verify '{out}'", "interrupted before its _manifest.json was written (expected a finished "
+        "output: rerun the same genaug synthesize with --resume", synth_copy(interrupted)),
     Bad("verify {tmp}/a-file", "'{tmp}/a-file'", "is a file", a_file),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "unreadable", synth_copy(lambda out: (out / MANIFEST).write_text("{"))),
     Bad("verify {out}", f"{{out}}/{MANIFEST}", "not a JSON object", synth_copy(manifest_edit(lambda m: [m]))),

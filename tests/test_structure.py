@@ -80,3 +80,13 @@ def test_modules_and_functions_are_short_enough_to_read():
                     long_functions[f"{name}.{node.name}"] = length
     assert not long_modules, long_modules
     assert not long_functions, long_functions
+
+
+def test_train_help_names_every_model_family():
+    from click.testing import CliRunner
+
+    from gen_aug.cli import main
+    from gen_aug.models import MODELS
+
+    text = CliRunner().invoke(main, ["train", "--help"]).output
+    assert MODELS and all(family in text for family in MODELS), (sorted(MODELS), text)

@@ -170,6 +170,11 @@ def load_manifest(out: str, role: str = "verify") -> tuple[Location, dict, Plan,
     location = open_location(out)
     name = manifest_name(location)
     if name is None:
+        if location.exists(JOB_FILE):  # its state is there: a job that has not finished
+            raise GenaugError(
+                f"{role} {out!r}: interrupted before its {MANIFEST} was written (expected a finished output: "
+                "rerun the same genaug synthesize with --resume to finish it)"
+            )
         missing = location.missing_container() or f"no {MANIFEST}"
         raise GenaugError(f"{role} {out!r}: {missing} (expected the folder of a finished genaug synthesize)")
     manifest = read_json(location, name)
