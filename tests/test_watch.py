@@ -4,10 +4,12 @@ plan (and refuses one its disk cannot hold) before it starts, and CUDA asked for
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import torch
@@ -122,11 +124,16 @@ def test_an_output_without_room_is_refused_before_anything_is_written(ray_local,
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where no GPU is")
 def test_synthesize_gpus_without_cuda_is_one_line(digits_snapshot, tmp_path):
     # A process of its own: its private Ray counts the machine's real GPUs, where the tests' Ray declares 2.
+    # Refused before a Ray starts (it took about a minute to say so): no Ray session under its own RAY_TMPDIR.
+    # (A short folder: Ray's socket paths under it must fit in 107 bytes.)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "gen_aug", "synthesize", "--model", digits_snapshot, "--n", "10",
-                             "--gpus", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    with tempfile.TemporaryDirectory(dir="/tmp") as ray_tmp:
+        result = subprocess.run([sys.executable, "-m", "gen_aug", "synthesize", "--model", digits_snapshot, "--n",
+                                 "10", "--gpus", "1", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                                env=os.environ | {"RAY_TMPDIR": ray_tmp})
+        ray_files = os.listdir(ray_tmp)
     assert result.returncode == 1 and not result.stdout, result
     assert result.stderr.splitlines() == [
         "Error: --gpus 1: no CUDA device is visible here (expected --gpus 0, and --workers N for N CPU workers)"
     ], result.stderr
-    assert not out.exists()
+    assert not out.exists() and not ray_files

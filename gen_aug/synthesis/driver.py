@@ -21,14 +21,13 @@ import torch
 
 from gen_aug.errors import GenaugError
 from gen_aug.sampling import GENERATION_CHUNK, NonFiniteImages
-from gen_aug.synthesis.formats import get_format
 from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
 from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint
 from gen_aug.synthesis.manifest import (
     JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, remove_state, write_json,
 )
 from gen_aug.synthesis.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
-from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.options import SynthesisOptions, check_options
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.scheduler import ShardJob, ShardRun, run_shards
@@ -56,7 +55,7 @@ class PlannedJob:
 def synthesize(options: SynthesisOptions) -> dict:
     """Run a whole synthesis job; returns the manifest it wrote."""
     started = time.time()
-    _check_options(options)
+    check_options(options)
     planned = plan_job(options, "cpu")
     location = open_location(options.out)
     _check_output(location, options)
@@ -226,19 +225,6 @@ def job_plan(options: SynthesisOptions, class_names: tuple[str, ...], shard_size
         class_names, n=options.n, per_class=options.per_class, class_weights=options.class_weights,
         classes=options.classes, real_counts=real_counts, shard_size=shard_size, seed=options.seed,
     )
-
-
-def _check_options(options: SynthesisOptions) -> None:
-    get_format(options.format)
-    if options.model is None or options.out is None:
-        raise GenaugError("synthesize: model and out are both needed (expected --model SNAPSHOT --out DIR)")
-    if options.resume and options.overwrite:
-        raise GenaugError("--resume and --overwrite: both given (expected at most one)")
-    if options.gpus and options.workers is not None:
-        raise GenaugError(
-            f"--workers {options.workers} with --gpus {options.gpus}: GPU jobs run one worker per GPU "
-            "(expected --gpus 0 for CPU workers)"
-        )
 
 
 def _check_output(location: Location, options: SynthesisOptions, own: Claim | None = None) -> Ownership:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from gen_aug.checks import NOT_IN_JOB, require
+from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import MAX_SEED
 
 if TYPE_CHECKING:
@@ -60,3 +61,35 @@ class SynthesisOptions:
         require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
         require(self.guidance is None or (math.isfinite(self.guidance) and self.guidance >= 0), "guidance",
                 self.guidance, "0 or a finite weight above")
+
+
+def check_options(options: SynthesisOptions) -> None:
+    """What single fields cannot say: options that do not go together, and GPUs asked of a machine with none."""
+    import torch
+
+    from gen_aug.synthesis.formats import get_format
+
+    get_format(options.format)
+    if options.model is None or options.out is None:
+        raise GenaugError("synthesize: model and out are both needed (expected --model SNAPSHOT --out DIR)")
+    if options.resume and options.overwrite:
+        raise GenaugError("--resume and --overwrite: both given (expected at most one)")
+    if options.gpus and options.address is None and not torch.cuda.is_available() and not _ray_already_here():
+        # The private Ray would see the same: say so now rather than after it has started.
+        raise GenaugError(
+            f"--gpus {options.gpus}: no CUDA device is visible here (expected --gpus 0, and --workers N for "
+            "N CPU workers)"
+        )
+    if options.gpus and options.workers is not None:
+        raise GenaugError(
+            f"--workers {options.workers} with --gpus {options.gpus}: GPU jobs run one worker per GPU "
+            "(expected --gpus 0 for CPU workers)"
+        )
+
+
+def _ray_already_here() -> bool:
+    """Whether this process already joined a Ray (a notebook's, a test's), whose declared GPUs the job then uses."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
