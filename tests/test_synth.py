@@ -125,19 +125,23 @@ def test_each_gpu_worker_is_pinned_to_its_own_device(ray_local, snapshots, tmp_p
     assert {w["device"] for w in manifest["workers"]} == {"cpu"}
 
 
-def test_a_killed_actor_s_shards_go_to_the_other(ray_local, clean_run, snapshots, tmp_path):
-    out = tmp_path / "out"
+def in_thread(options: SynthesisOptions) -> tuple[threading.Thread, dict]:
+    """A job in a thread of this process (not started yet); its manifest, or the error it raised, in the dict."""
     outcome = {}
 
     def run():
         try:
-            outcome["manifest"] = synthesize(
-                SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False, **MID_RUN_JOB)
-            )
-        except Exception as error:  # noqa: BLE001  (re-raised in the test thread below)
+            outcome["manifest"] = synthesize(options)
+        except Exception as error:  # noqa: BLE001  (re-raised in the test thread)
             outcome["error"] = error
 
-    thread = threading.Thread(target=run)
+    return threading.Thread(target=run), outcome
+
+
+def test_a_killed_actor_s_shards_go_to_the_other(ray_local, clean_run, snapshots, tmp_path):
+    out = tmp_path / "out"
+    thread, outcome = in_thread(SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False,
+                                                 **MID_RUN_JOB))
     thread.start()
     wait_for_done_shards(out, 1)
     name = sorted(n for n in ray_local.util.list_named_actors() if n.startswith("genaug-"))[0]
@@ -162,17 +166,8 @@ def test_a_job_starts_on_the_first_worker_and_takes_on_a_late_one(ray_local, cle
     """One CPU free of four: the first worker starts at once; the second only once the other three come free."""
     holder = cpu_holder(ray_local, 3)
     out = tmp_path / "out"
-    outcome = {}
-
-    def run():
-        try:
-            outcome["manifest"] = synthesize(
-                SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False, **MID_RUN_JOB)
-            )
-        except Exception as error:  # noqa: BLE001  (re-raised in the test thread below)
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run)
+    thread, outcome = in_thread(SynthesisOptions(snapshots["full"], str(out), workers=2, progress=False,
+                                                 **MID_RUN_JOB))
     started = time.monotonic()
     thread.start()
     wait_for_done_shards(out, 2)

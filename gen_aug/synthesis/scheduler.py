@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
@@ -28,6 +29,10 @@ HUNG_SHARD_FLOOR_S = 20.0
 # encoders, or slowed by a loaded machine) is working and gets another deadline; a stopped or wedged
 # process does not answer in this long.
 PING_TIMEOUT_S = 10.0
+# Workers start together but load the snapshot at their own pace: for this long after the first one joins,
+# each takes at most its even share of the shards, so a small job does not all go to the first one ready.
+# After it, whoever is there takes everything left.
+JOIN_GRACE_S = 30.0
 WAIT_POLL_S = 1.0
 # One torch thread per CPU worker: workers scale across cores with no shared thread pool to contend
 # for, and a shard's bytes never depend on how many threads computed it.
@@ -95,11 +100,13 @@ def _start_actors(ray, job: ShardJob) -> list:
     classifier_ref = ray.put(job.classifier_weights) if job.classifier_weights is not None else None
     actor_class = ray.remote(ShardWorker)
     token = os.urandom(4).hex()  # names tell this job's actors apart on a shared cluster
+    # Concurrency: the shards in flight (encoders + 1), and one more, so a worker busy with all of them still
+    # answers the driver's pings and questions.
     return [
         actor_class.options(
             name=f"genaug-{token}-worker-{i}", num_gpus=1 if workers.use_gpus else 0,
             num_cpus=0 if workers.use_gpus else 1, max_restarts=0, max_task_retries=0,
-            max_concurrency=max(1, workers.encode_processes) + 1,
+            max_concurrency=max(1, workers.encode_processes) + 2,
         ).remote(snapshot_ref, job.settings, job.location.uri, workers.encode_processes,
                  TORCH_THREADS_PER_CPU_WORKER, classifier_ref)
         for i in range(workers.count)
@@ -119,6 +126,9 @@ class _Scheduler:
         self.alive: set[int] = set()
         self.in_flight: dict = {}  # task ref -> (worker, shard_idx, hand-out time)
         self.seconds_per_shard: list[float] = []
+        self.had_work = bool(self.pending)  # a resumed job with every shard kept needs no worker
+        self.even_share = math.ceil(len(self.pending) / max(1, len(actors)))
+        self.handed = [0] * len(actors)  # shards handed to each worker
         self.answered: dict[int, float] = {}  # worker -> when it last answered a ping
         self.pings: dict[int, tuple] = {}  # worker -> (describe ref, sent at) not answered yet
 
@@ -158,19 +168,24 @@ class _Scheduler:
         """A line and a manifest entry for each worker the cluster did not start while the job ran."""
         waited = time.monotonic() - self.created
         needs = "1 GPU" if self.job.workers.use_gpus else "1 CPU"
-        for worker in sorted(self.joining.values()):
+        for worker in sorted(self.joining.values()) if self.had_work else ():
             self.run.workers[worker]["lost"] = f"never started: waited {waited:.0f} s for {needs}"
             self.bar.write(f"worker {worker} never started in the job's {waited:.0f} s (it needs {needs}; the cluster "
                            f"has {_resources(self.ray)}); the {len(self.alive)} others wrote every shard",
                            file=sys.stderr)
 
     def _fill(self) -> None:
+        waiting_for_others = bool(self.joining) and self.first_joined is not None and \
+            time.monotonic() - self.first_joined < JOIN_GRACE_S
         for worker in sorted(self.alive):
             limit = self.run.workers[worker]["shards_in_flight"]
             while self.pending and sum(w == worker for w, _, _ in self.in_flight.values()) < limit:
+                if waiting_for_others and self.handed[worker] >= self.even_share:
+                    break
                 shard_idx = self.pending.popleft()
                 task = self.actors[worker].run_shard.remote(shard_idx)
                 self.in_flight[task] = (worker, shard_idx, time.monotonic())
+                self.handed[worker] += 1
 
     def _join(self, ref) -> None:
         """A worker has loaded the snapshot and takes shards from now on; or it failed to start."""

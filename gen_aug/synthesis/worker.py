@@ -47,8 +47,8 @@ class ModelImages:
 class ShardWorker:
     """Loads the snapshot once, then generates whole shards and hands each to an encoder to write.
 
-    Run with max_concurrency = shards_in_flight: one call generates (under a lock, since the generator
-    is the shared resource) while the others wait on their shard's encoding.
+    Run with max_concurrency = shards_in_flight + 1: one call generates (under a lock, since the generator
+    is the shared resource) while the others wait on their shard's encoding, and one slot answers the driver.
     """
 
     def __init__(self, snapshot_bytes: bytes, settings: JobSettings, out_uri: str, encode_processes: int,
