@@ -85,26 +85,26 @@ def claim_output(location: Location, out: str) -> Claim:
     claim = Claim(socket.gethostname(), os.getpid(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   uuid.uuid4().hex, _process_start(os.getpid()))
     payload = (json.dumps(asdict(claim), sort_keys=True) + "\n").encode()
-    took_over = None  # the stale claim this job removed, if it did
+    took_over = False  # whether this job removed a stale claim
     for _ in range(2):
         if location.create_exclusive(CLAIM_FILE, payload):
             return claim
         holder = read_claim(location)
         if holder is None:
             continue  # released between the two calls
-        if not is_stale(holder) and took_over is not None:
-            raise GenaugError(
-                f"--out {out!r}: another genaug job took over the stale claim first (now {holder.describe()}; "
-                "expected one writer per output: wait for that job to end)"
-            )
         if not is_stale(holder):
+            if took_over:
+                raise GenaugError(
+                    f"--out {out!r}: another genaug job took over the stale claim first (now {holder.describe()}; "
+                    "expected one writer per output: wait for that job to end)"
+                )
             refuse_live_claim(location, out)
         print(f"genaug: {out}: taking over the claim of a job that is gone ({holder.describe()})", file=sys.stderr)
         try:
             location.delete(CLAIM_FILE)
         except FileNotFoundError:
             pass  # another job starting here removed it first: whichever creates the claim next writes
-        took_over = holder
+        took_over = True
     raise GenaugError(f"--out {out!r}: could not claim it (expected no other job starting there at the same time)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gen_aug.synthesis.options import MAX_START_TIMEOUT_S, SynthesisOptions
+from gen_aug.synthesis.options import MAX_START_TIMEOUT_S, WORKER_START_TIMEOUT_S, SynthesisOptions
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 
 
@@ -28,7 +28,7 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
               show_default=True, help="parquet: PNGs in HF datasets layout; png: ImageFolder tree; raw: uint8 pixels.")
 @click.option("--address", metavar="auto|HOST:PORT|ray://HOST:PORT", help="Join this Ray cluster instead of starting one.")
 @click.option("--worker-start-timeout", "worker_start_timeout_s", type=click.FloatRange(1, MAX_START_TIMEOUT_S),
-              default=600, show_default=True, metavar="SECONDS",
+              default=WORKER_START_TIMEOUT_S, show_default=True, metavar="SECONDS",
               help="Fail for want of workers only when none has started in this long; later ones join as they start.")
 @click.option("--resume", is_flag=True, help="Keep the finished shards in --out that verify; write the rest.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous genaug output in --out.")

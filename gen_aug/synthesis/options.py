@@ -13,6 +13,9 @@ from gen_aug.synthesis.plan import MAX_SEED
 if TYPE_CHECKING:
     from gen_aug.evaluation.classifier import ClassifierConfig
 
+# A job fails for want of workers only when none has started in this long: on a loaded machine or a
+# cluster that is scaling up, the first worker may take minutes, and later ones join whenever they start.
+WORKER_START_TIMEOUT_S = 600.0
 MAX_START_TIMEOUT_S = 7 * 24 * 3600  # a week: a cluster that takes longer to give a worker is not coming
 
 
@@ -32,8 +35,7 @@ class SynthesisOptions:
     workers: int | None = None  # CPU workers (no GPUs); None: one per GPU where there are GPUs, else one per CPU
     encode_processes: int | None = None  # per worker; 0: one encoder thread; None: the node's CPUs per GPU - 1
     address: str | None = field(default=None, metadata=NOT_IN_JOB)  # None: a private local Ray; or auto, HOST:PORT
-    # The job fails for want of workers only when none has started in this long; later ones join any time.
-    worker_start_timeout_s: float = 600.0
+    worker_start_timeout_s: float = WORKER_START_TIMEOUT_S  # with no worker started by then, the job fails
     resume: bool = field(default=False, metadata=NOT_IN_JOB)  # keep the finished shards that verify
     overwrite: bool = field(default=False, metadata=NOT_IN_JOB)  # replace a previous genaug output
     progress: bool = field(default=True, metadata=NOT_IN_JOB)  # the plan and a progress bar on stderr
@@ -75,16 +77,20 @@ def check_options(options: SynthesisOptions) -> None:
     if options.resume and options.overwrite:
         raise GenaugError("--resume and --overwrite: both given (expected at most one)")
     if options.gpus and options.address is None and not torch.cuda.is_available() and not _ray_already_here():
-        # The private Ray would see the same: say so now rather than after it has started.
-        raise GenaugError(
-            f"--gpus {options.gpus}: no CUDA device is visible here (expected --gpus 0, and --workers N for "
-            "N CPU workers)"
-        )
+        raise no_gpus_error(options)  # the private Ray would see the same: say so before it starts
     if options.gpus and options.workers is not None:
         raise GenaugError(
             f"--workers {options.workers} with --gpus {options.gpus}: GPU jobs run one worker per GPU "
             "(expected --gpus 0 for CPU workers)"
         )
+
+
+def no_gpus_error(options: SynthesisOptions) -> GenaugError:
+    where = "here" if options.address is None else f"on the Ray cluster at {options.address}"
+    return GenaugError(
+        f"--gpus {options.gpus}: no CUDA device is visible {where} (expected --gpus 0, and --workers N for "
+        "N CPU workers)"
+    )
 
 
 def _ray_already_here() -> bool:

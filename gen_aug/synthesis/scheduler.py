@@ -12,15 +12,13 @@ from dataclasses import dataclass
 
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.manifest import done_file, write_json
+from gen_aug.synthesis.options import WORKER_START_TIMEOUT_S
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.session import Workers
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location
 from gen_aug.synthesis.worker import ShardWorker
 
-# A job fails for want of workers only when none has started in this long: on a loaded machine or a
-# cluster that is scaling up, the first worker may take minutes, and later ones join whenever they start.
-WORKER_START_TIMEOUT_S = 600.0
 # A shard still out after ten times the job's median time from hand-out to record (and at least the floor)
 # is taken to be hung: its worker is killed and its shards go to the others, as for a lost worker.
 HUNG_SHARD_FACTOR = 10
@@ -126,7 +124,6 @@ class _Scheduler:
         self.alive: set[int] = set()
         self.in_flight: dict = {}  # task ref -> (worker, shard_idx, hand-out time)
         self.seconds_per_shard: list[float] = []
-        self.had_work = bool(self.pending)  # a resumed job with every shard kept needs no worker
         self.even_share = math.ceil(len(self.pending) / max(1, len(actors)))
         self.handed = [0] * len(actors)  # shards handed to each worker
         self.answered: dict[int, float] = {}  # worker -> when it last answered a ping
@@ -168,7 +165,9 @@ class _Scheduler:
         """A line and a manifest entry for each worker the cluster did not start while the job ran."""
         waited = time.monotonic() - self.created
         needs = "1 GPU" if self.job.workers.use_gpus else "1 CPU"
-        for worker in sorted(self.joining.values()) if self.had_work else ():
+        if not any(self.handed):
+            return  # a resumed job with every shard kept needed no worker
+        for worker in sorted(self.joining.values()):
             self.run.workers[worker]["lost"] = f"never started: waited {waited:.0f} s for {needs}"
             self.bar.write(f"worker {worker} never started in the job's {waited:.0f} s (it needs {needs}; the cluster "
                            f"has {_resources(self.ray)}); the {len(self.alive)} others wrote every shard",

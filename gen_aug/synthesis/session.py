@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.options import SynthesisOptions, no_gpus_error
 from gen_aug.synthesis.reaper import reaper
 
 ADDRESS_TIMEOUT_S = 5
@@ -156,11 +156,7 @@ def plan_workers(ray, options: SynthesisOptions) -> Workers:
     resources = ray.cluster_resources()
     visible_gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
     if options.gpus and not visible_gpus:
-        where = "here" if options.address is None else f"on the Ray cluster at {options.address}"
-        raise GenaugError(
-            f"--gpus {options.gpus}: no CUDA device is visible {where} (expected --gpus 0, and --workers N for "
-            "N CPU workers)"
-        )
+        raise no_gpus_error(options)
     if options.gpus is not None and options.gpus > visible_gpus:
         raise GenaugError(
             f"--gpus {options.gpus}: only {visible_gpus} GPU{'s' if visible_gpus != 1 else ''} visible "
