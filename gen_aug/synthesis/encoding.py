@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -20,11 +21,12 @@ PARQUET_ZSTD_LEVEL = 3
 _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image's storage
 
 
-def encode_png(images: np.ndarray, latent_indices: np.ndarray | None = None) -> list[bytes]:
+def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
     """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image.
 
-    With `latent_indices`, each PNG carries its own in a `latent_index` text chunk, so a filtered
-    image found alone in a folder can still be regenerated.
+    With `columns` (a job's extra per-row values: a filtered image's `latent_index`, a variant's
+    source), each PNG carries its own row's in text chunks, so an image found alone in a folder
+    still says where it came from.
     """
     from PIL import Image, PngImagePlugin
 
@@ -36,9 +38,10 @@ def encode_png(images: np.ndarray, latent_indices: np.ndarray | None = None) -> 
     for row, picture in enumerate(pixels):
         buffer = io.BytesIO()
         options = {}
-        if latent_indices is not None:
+        if columns:
             options["pnginfo"] = PngImagePlugin.PngInfo()
-            options["pnginfo"].add_text("latent_index", str(int(latent_indices[row])))
+            for name, values in columns.items():
+                options["pnginfo"].add_text(name, str(values[row]))
         Image.fromarray(np.ascontiguousarray(picture)).save(
             buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, **options
         )
@@ -54,7 +57,7 @@ def decode_png(data: bytes) -> np.ndarray:
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
-def huggingface_features(class_names: tuple[str, ...], latent_index: bool = False) -> dict:
+def huggingface_features(class_names: tuple[str, ...], columns: Mapping[str, np.ndarray] | None = None) -> dict:
     features = {
         "image": {"_type": "Image"},
         "label": {"names": list(class_names), "_type": "ClassLabel"},
@@ -62,23 +65,30 @@ def huggingface_features(class_names: tuple[str, ...], latent_index: bool = Fals
         "index": {"dtype": "int64", "_type": "Value"},
         "seed": {"dtype": "int64", "_type": "Value"},
     }
-    if latent_index:
-        features["latent_index"] = {"dtype": "int64", "_type": "Value"}
+    for name, values in (columns or {}).items():
+        features[name] = {"dtype": _arrow_type(values).__str__().replace("double", "float64"), "_type": "Value"}
     return features
 
 
-def _row_columns(plan: Plan, shard: Shard, latent_indices: np.ndarray | None) -> dict:
-    """Every column but `image`; `latent_index` only for filtered jobs, where it differs from `index`."""
+def _arrow_type(values: np.ndarray) -> pa.DataType:
+    """int64, float64 or string: the types extra columns come in."""
+    kind = np.asarray(values).dtype.kind
+    return pa.int64() if kind in "iu" else pa.float64() if kind == "f" else pa.string()
+
+
+def _row_columns(plan: Plan, shard: Shard, extra: Mapping[str, np.ndarray] | None) -> dict:
+    """Every column but `image`: the plan's, then the job's extra ones (a filtered image's `latent_index`, which
+    differs from its `index`; a variant's source)."""
     labels = plan.labels(shard.start, shard.stop)
-    columns = {
+    planned = {
         "label": pa.array(labels, pa.int64()),
         "class_name": pa.array(np.asarray(plan.class_names, dtype=object)[labels].tolist(), pa.string()),
         "index": pa.array(np.arange(shard.start, shard.stop, dtype=np.int64), pa.int64()),
         "seed": pa.array(np.full(shard.rows, plan.seed, dtype=np.int64), pa.int64()),
     }
-    if latent_indices is not None:
-        columns["latent_index"] = pa.array(np.asarray(latent_indices, dtype=np.int64), pa.int64())
-    return columns
+    for name, values in (extra or {}).items():
+        planned[name] = pa.array(np.asarray(values).tolist(), _arrow_type(values))
+    return planned
 
 
 def _parquet_file_bytes(table: pa.Table, rows: int) -> bytes:
@@ -87,19 +97,21 @@ def _parquet_file_bytes(table: pa.Table, rows: int) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def png_parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes], latent_indices: np.ndarray | None = None) -> bytes:
+def png_parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes],
+                      columns: Mapping[str, np.ndarray] | None = None) -> bytes:
     """One shard as a zstd Parquet file that `datasets` reads as Image + ClassLabel columns."""
     paths = [f"{i}.png" for i in range(shard.start, shard.stop)]
     images = pa.StructArray.from_arrays(
         [pa.array(pngs, pa.binary()), pa.array(paths, pa.string())], fields=list(_IMAGE_TYPE)
     )
-    features = huggingface_features(plan.class_names, latent_index=latent_indices is not None)
+    features = huggingface_features(plan.class_names, columns)
     metadata = {"huggingface": json.dumps({"info": {"features": features}})}
-    table = pa.table({"image": images, **_row_columns(plan, shard, latent_indices)}).replace_schema_metadata(metadata)
+    table = pa.table({"image": images, **_row_columns(plan, shard, columns)}).replace_schema_metadata(metadata)
     return _parquet_file_bytes(table, shard.rows)
 
 
-def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray, latent_indices: np.ndarray | None = None) -> bytes:
+def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray,
+                      columns: Mapping[str, np.ndarray] | None = None) -> bytes:
     """One shard as zstd Parquet whose `image` column holds each image's uint8 (C, H, W) pixels, C-ordered."""
     image_shape = images.shape[1:]
     pixels = pa.FixedSizeBinaryArray.from_buffers(
@@ -107,7 +119,7 @@ def raw_parquet_bytes(plan: Plan, shard: Shard, images: np.ndarray, latent_indic
     )
     metadata = {"genaug": json.dumps({"image_shape": list(image_shape), "image_dtype": "uint8",
                                       "class_names": list(plan.class_names)})}
-    table = pa.table({"image": pixels, **_row_columns(plan, shard, latent_indices)}).replace_schema_metadata(metadata)
+    table = pa.table({"image": pixels, **_row_columns(plan, shard, columns)}).replace_schema_metadata(metadata)
     return _parquet_file_bytes(table, shard.rows)
 
 

@@ -68,7 +68,7 @@ class ConfidentImages:
         self.model, self.judge, self.plan = model, judge, plan
         self.min_confidence, self.device = min_confidence, device
 
-    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[np.ndarray, list[int]]:
+    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[dict[str, np.ndarray], list[int]]:
         return generate_confident(self.model, self.judge, self.plan, shard, self.min_confidence, self.device, out)
 
 
@@ -80,8 +80,9 @@ def generate_confident(
     min_confidence: float,
     device: torch.device,
     out: torch.Tensor,  # uint8 (shard.rows, C, H, W) on the host, filled with the accepted images
-) -> tuple[np.ndarray, list[int]]:
-    """Fill `out` with a shard of confident images; returns (int64 latent index of each, candidates per class).
+) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Fill `out` with a shard of confident images; returns ({'latent_index': int64 latent of each}, candidates
+    per class).
 
     Each image takes its first passing candidate. When few images are left, each round tries several
     next candidates of each at once, to keep the generator's fixed-size calls full; candidates after
@@ -121,7 +122,7 @@ def generate_confident(
             f"candidate as confident in {MAX_CANDIDATES_PER_IMAGE} tries each (expected a lower --min-confidence "
             "or a better trained model)"
         )
-    return latent_indices, candidates.tolist()
+    return {"latent_index": latent_indices}, candidates.tolist()
 
 
 def _refuse_hopeless(plan: Plan, pending_labels: np.ndarray, candidates: np.ndarray, accepted: np.ndarray,

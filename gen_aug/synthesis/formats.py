@@ -13,6 +13,7 @@ import abc
 import hashlib
 import re
 import unicodedata
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class ShardFormat(abc.ABC):
         """What a manifest record names as the shard's file; None where the files follow from the plan."""
 
     @abc.abstractmethod
-    def encode(self, plan: Plan, shard: Shard, images: np.ndarray, latent_indices: np.ndarray | None) -> list[bytes]:
+    def encode(self, plan: Plan, shard: Shard, images: np.ndarray, columns: Mapping[str, np.ndarray] | None) -> list[bytes]:
         """The bytes of each of `files(plan, shard)`, from uint8 (rows, C, H, W) images."""
 
     @abc.abstractmethod
@@ -74,8 +75,8 @@ class ParquetFormat(_OneParquetFile):
 
     name = "parquet"
 
-    def encode(self, plan, shard, images, latent_indices):
-        return [encoding.png_parquet_bytes(plan, shard, encoding.encode_png(images), latent_indices)]
+    def encode(self, plan, shard, images, columns):
+        return [encoding.png_parquet_bytes(plan, shard, encoding.encode_png(images), columns)]
 
     def decode(self, plan, shard, contents):
         return encoding.decode_png_parquet(contents[0])
@@ -86,8 +87,8 @@ class RawFormat(_OneParquetFile):
 
     name = "raw"
 
-    def encode(self, plan, shard, images, latent_indices):
-        return [encoding.raw_parquet_bytes(plan, shard, images, latent_indices)]
+    def encode(self, plan, shard, images, columns):
+        return [encoding.raw_parquet_bytes(plan, shard, images, columns)]
 
     def decode(self, plan, shard, contents):
         return encoding.decode_raw_parquet(contents[0], shard.rows)
@@ -109,8 +110,8 @@ class PngFormat(ShardFormat):
     def listed_file(self, plan: Plan, shard_idx: int) -> str | None:
         return None
 
-    def encode(self, plan, shard, images, latent_indices):
-        return encoding.encode_png(images, latent_indices)
+    def encode(self, plan, shard, images, columns):
+        return encoding.encode_png(images, columns)
 
     def digest(self, files: list[tuple[str, bytes]]) -> str:
         # Each file's path and bytes, lengths included, so no two trees share a digest by shifting bytes.
@@ -141,12 +142,13 @@ def shard_file(plan: Plan, shard_idx: int) -> str:
 
 
 def write_shard(location: Location, plan: Plan, shard: Shard, images: np.ndarray, shard_format: ShardFormat,
-                latent_indices: np.ndarray | None = None) -> ShardRecord:
+                columns: Mapping[str, np.ndarray] | None = None) -> ShardRecord:
     """Encode one shard's uint8 (rows, C, H, W) images, write each file atomically; returns the shard's record.
 
-    `latent_indices` (filtered jobs only): the latent each image was drawn from, stored beside it.
+    `columns`: the job's extra values of each row, stored beside it (a filtered job's latent indices, a variant
+    job's sources).
     """
-    files = list(zip(shard_format.files(plan, shard), shard_format.encode(plan, shard, images, latent_indices)))
+    files = list(zip(shard_format.files(plan, shard), shard_format.encode(plan, shard, images, columns)))
     for relative, data in files:
         location.write_atomic(relative, data, sync=shard_format.sync_files)
     return ShardRecord(

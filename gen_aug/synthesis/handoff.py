@@ -106,7 +106,7 @@ def slot_images(slot: int, rows: int) -> np.ndarray:
 
 
 def encode_and_write(out_uri: str, plan_json: str, shard_idx: int, images: np.ndarray, format_name: str,
-                     latent_indices: np.ndarray | None) -> ShardRecord:
+                     columns: dict | None) -> ShardRecord:
     """In an encoder thread or process: `formats.write_shard` from picklable arguments (location and plan reopened once)."""
     from gen_aug.synthesis.formats import get_format, write_shard
     from gen_aug.synthesis.storage import open_location
@@ -116,16 +116,16 @@ def encode_and_write(out_uri: str, plan_json: str, shard_idx: int, images: np.nd
         _OPENED.clear()
         _OPENED[key] = (open_location(out_uri), Plan.from_dict(json.loads(plan_json)))
     location, plan = _OPENED[key]
-    return write_shard(location, plan, plan.shard(shard_idx), images, get_format(format_name), latent_indices)
+    return write_shard(location, plan, plan.shard(shard_idx), images, get_format(format_name), columns)
 
 
 _OPENED: dict[tuple[str, str], tuple] = {}  # per encoder thread or process: (Location, Plan) of its job
 
 
 def write_slot_shard(out_uri: str, plan_json: str, shard_idx: int, slot: int, rows: int, format_name: str,
-                     latent_indices: np.ndarray | None = None) -> ShardRecord:
+                     columns: dict | None = None) -> ShardRecord:
     """In an encoder process: encode and write the shard the worker left in `slot`."""
-    return encode_and_write(out_uri, plan_json, shard_idx, slot_images(slot, rows), format_name, latent_indices)
+    return encode_and_write(out_uri, plan_json, shard_idx, slot_images(slot, rows), format_name, columns)
 
 
 def load_encoder_modules() -> int:
@@ -186,9 +186,9 @@ class ArgumentHandoff(Handoff):
 
     def write(self, shard: Shard, fill: Fill) -> tuple[ShardRecord, list | None]:
         images = self._new_buffer(shard.rows)
-        latent_indices, candidates = fill(images)
+        columns, candidates = fill(images)
         job = self._pool().submit(encode_and_write, *self.job, shard.shard_idx, images.numpy(), self.format_name,
-                                   latent_indices)
+                                   columns)
         return job.result(), candidates
 
 
@@ -210,10 +210,10 @@ class SharedMemoryHandoff(Handoff):
         # back as soon as their copy is done.
         with borrowed(self.slots.free) as slot:
             with borrowed(self.staging) as staging:
-                latent_indices, candidates = fill(staging[: shard.rows])
+                columns, candidates = fill(staging[: shard.rows])
                 torch.from_numpy(self.slots.images(slot, shard.rows)).copy_(staging[: shard.rows])
             job = self._pool().submit(write_slot_shard, *self.job, shard.shard_idx, slot, shard.rows,
-                                       self.format_name, latent_indices)
+                                       self.format_name, columns)
             return job.result(), candidates
 
     def close(self) -> None:

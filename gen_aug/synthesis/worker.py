@@ -28,8 +28,9 @@ from gen_aug.synthesis.settings import JobSettings
 
 
 class ShardImages(Protocol):
-    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[np.ndarray | None, list[int] | None]:
-        """Fill uint8 `out` (shard.rows, C, H, W) with the shard's images; (latent index of each, candidates per class)."""
+    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[dict[str, np.ndarray] | None, list[int] | None]:
+        """Fill uint8 `out` (shard.rows, C, H, W) with the shard's images; returns (the extra columns stored beside
+        them, such as each one's latent index, or None; candidates per class, or None)."""
 
 
 class ModelImages:
