@@ -149,3 +149,14 @@ def read_snapshot_meta(payload: bytes, where: str) -> dict:
     if meta.get("family") not in MODELS:
         raise GenaugError(f"{where}: model family {meta.get('family')!r} (expected one of {', '.join(sorted(MODELS))})")
     return meta
+
+
+def require_snapshot_data(data, meta: dict, where: str) -> None:
+    """A real set used beside a snapshot (a judge's train split, variants' sources) must have its classes and
+    image shape; `where` is the option that named the set, as the error's start."""
+    shape = (meta["channels"], meta["resolution"], meta["resolution"])
+    if data.class_names != tuple(meta["class_names"]) or data.shape != shape:
+        raise GenaugError(
+            f"{where}: classes {', '.join(data.class_names)}, images {'x'.join(map(str, data.shape))} (expected the "
+            f"snapshot's classes {', '.join(meta['class_names'])} and images {'x'.join(map(str, shape))})"
+        )

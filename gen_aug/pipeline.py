@@ -104,6 +104,8 @@ def synthesis_options(job: Job, snapshot: Path, synthetic: str):
     return dataclasses.replace(
         job.synthesize, model=str(snapshot), out=synthetic, data=job.data.spec,
         gpus=0 if job.train.device == "cpu" else None,
+        # A variant job's count follows from its source images, --per-image and --strength.
+        n=None if job.synthesize.variants_of is not None else job.synthesize.n,
         # The filter's judge is the evaluation's reference classifier: one network, trained once and cached.
         classifier=dataclasses.replace(ClassifierConfig(), steps=job.evaluate.steps),
     )

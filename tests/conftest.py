@@ -3,6 +3,7 @@
 import os
 
 import pytest
+import torch
 
 RAY_OBJECT_STORE_BYTES = 100 * 2**20  # the tests pass only small objects; Ray's default takes 30% of RAM per node
 
@@ -62,6 +63,21 @@ def digits_snapshot(tmp_path_factory):
     model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": len(names), "z_dim": 8, "width": 4})
     path = tmp_path_factory.mktemp("digits-snapshot") / "model.safetensors"
     save_snapshot(path, model, {"class_names": list(names)})
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def digits_cdm_snapshot(tmp_path_factory):
+    """An untrained tiny cdm (8x8, width 4, 4 sampler steps) with the classes of builtin:digits, for variant jobs."""
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.data import load_data
+    from gen_aug.models import build_model
+
+    names = load_data("builtin:digits").class_names
+    torch.manual_seed(0)
+    model = build_model("cdm", {"resolution": 8, "channels": 1, "num_classes": len(names), "width": 4, "steps": 4})
+    path = tmp_path_factory.mktemp("digits-cdm-snapshot") / "model.safetensors"
+    save_snapshot(path, model.eval(), {"class_names": list(names)})
     return str(path)
 
 

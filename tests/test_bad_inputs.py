@@ -247,6 +247,20 @@ def every_record_garbage_and_a_foreign_file(out: Path) -> None:
     (out / "notes.txt").write_text("the user's")
 
 
+def image_folder(folder: Path, assets: Assets) -> None:
+    """{tmp}/set: one 8x8 gray image of each of the snapshot's classes."""
+    for name in NAMES:
+        (folder / "set" / name).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 40 * len(name), np.uint8)).save(folder / "set" / name / "0.png")
+
+
+def cdm_and_image_folder(folder: Path, assets: Assets) -> None:
+    """{tmp}/cdm.safetensors, a tiny cdm of the snapshot's classes, and the image folder {tmp}/set."""
+    model = build_model("cdm", {"resolution": 8, "channels": 1, "num_classes": 3, "width": 4, "steps": 2})
+    save_snapshot(folder / "cdm.safetensors", model, {"class_names": NAMES})
+    image_folder(folder, assets)
+
+
 def a_file(folder: Path, assets: Assets) -> None:
     (folder / "a-file").write_text("not a folder")
 
@@ -383,6 +397,16 @@ BAD_INPUTS = [
     Bad(f"{SYNTH} --per-class cat=x", "--per-class cat 'x'", "not a number"),
     Bad(f"{SYNTH} --n 30 --worker-start-timeout 0", "--worker-start-timeout", "not in the range 1<=x<=604800"),
     Bad(f"{SYNTH} --n 30 --class-weights cat=-1", "--class-weights 'cat=-1'", "expected a number >= 0"),
+    Bad("synthesize --model {snapshot} --variants-of folder:{tmp}/set --out {out}", "--model '{snapshot}'",
+        "a cgan snapshot cannot make variants of real images (expected a cdm snapshot", image_folder),
+    Bad("synthesize --model {tmp}/cdm.safetensors --variants-of folder:{tmp}/set --per-class 3 --out {out}",
+        "--variants-of and --per-class", "both given", cdm_and_image_folder),
+    Bad("synthesize --model {tmp}/cdm.safetensors --variants-of folder:{tmp}/set --n 7 --out {out}",
+        "--n 7 and --variants-of", "disagree (3 source images x 10 make 30", cdm_and_image_folder),
+    Bad("synthesize --model {tmp}/cdm.safetensors --variants-of builtin:digits --out {out}",
+        "--variants-of 'builtin:digits'", "(expected the snapshot's classes cat, dog, owl", cdm_and_image_folder),
+    Bad("synthesize --model {tmp}/cdm.safetensors --variants-of folder:{tmp}/set --strength 0.5,1.5 --out {out}",
+        "--strength 1.5", "out of range (expected a strength from 0 to 1)", cdm_and_image_folder),
     Bad("synthesize --model {snapshot} --n 30 --out s3x://bucket/dir", "--out 's3x://bucket/dir'", "cannot open"),
     Bad(f"{SYNTH} --n 30 --shard-size 10 --resume", f"{{out}}/{JOB_FILE}", "unreadable",
         synth_copy(every_record_garbage_and_a_foreign_file)),

@@ -69,7 +69,7 @@ def _header(settings: JobSettings, manifest: dict) -> list[str]:
     if settings.format != "parquet":
         return lines  # raw pixels have no `datasets` feature type: the schema says what they are
     lines += ["dataset_info:", "  features:"]
-    for name, feature in huggingface_features(plan.class_names, settings.filter is not None).items():
+    for name, feature in huggingface_features(plan.class_names, settings.extra_columns()).items():
         lines.append(f"  - name: {name}")
         if feature["_type"] == "Image":
             lines.append("    dtype: image")
@@ -97,6 +97,12 @@ def _body(settings: JobSettings, manifest: dict) -> list[str]:
     origin = (f"Image i comes from (seed {plan.seed}, i) alone." if settings.filter is None else
               f"Image i is the first latent of (seed {plan.seed}, i, i + n, ...) that the judge is "
               f"{settings.filter.min_confidence:g} sure of (its `latent_index` column).")
+    if settings.variants is not None:
+        variants = settings.variants
+        origin = (f"Each is a variant of a real image of {_cell(variants.data)} (sha256 `{variants.data_sha256[:16]}`), "
+                  f"noised and denoised under its class at strength {', '.join(f'{s:g}' for s in variants.strengths)}, "
+                  f"{variants.per_image} per image and strength; its `source_split`, `source_index`, `source_label`, "
+                  "`variant` and `strength` columns say which.")
     lines = [
         "# Synthetic labelled images", "",
         f"{plan.n:,} class-conditional images ({shape}, uint8) in {manifest['totals']['shards']:,} "

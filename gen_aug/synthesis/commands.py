@@ -40,9 +40,17 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
               help="cdm snapshots: sampler steps instead of the snapshot's (cost grows with them).")
 @click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
               help="cdm snapshots: classifier-free guidance weight instead of the snapshot's; 0: plain conditional.")
+@click.option("--variants-of", "variants_of", metavar="SPEC",
+              help="cdm snapshots: make variants of the real images of SPEC's split (its split= option) instead of "
+                   "images from noise; each row records its source.")
+@click.option("--per-image", type=click.IntRange(min=1), default=10, show_default=True, metavar="K",
+              help="With --variants-of: variants of each real image at each strength.")
+@click.option("--strength", "strength_text", default="0.5", show_default=True, metavar="S[,S...]",
+              help="With --variants-of: the share of the sampler's path each variant runs (0: the real image, "
+                   "1: from noise); several give K variants at each.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
                        workers, encode_processes, image_format, address, worker_start_timeout_s, resume, overwrite,
-                       card, min_confidence, steps, guidance):
+                       card, min_confidence, steps, guidance, variants_of, per_image, strength_text):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -52,6 +60,9 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     shard; a local --out whose file system lacks the estimated bytes is refused.
     With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
     latent used is stored with each image and the manifest records the acceptance rates.
+    With --variants-of (cdm snapshots), each real image of the spec's split is noised part of
+    the way and denoised under its class, K times at each strength; every row records its
+    source (split, index, class), variant and strength, and the manifest the sources' sha256.
 
     \b
     Examples:
@@ -63,10 +74,12 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --resume
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --card   # then upload synth/ to the Hub
       genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
+      genaug synthesize --model runs/cdm/model.safetensors --variants-of builtin:digits --per-image 5 --strength 0.3,0.5 --out var/
     """
     from gen_aug.synthesis.driver import synthesize
     from gen_aug.synthesis.manifest import describe_manifest
     from gen_aug.synthesis.plan import parse_count
+    from gen_aug.variants import parse_strengths
 
     options = SynthesisOptions(
         model=snapshot, out=out, n=parse_count(n) if n is not None else None, per_class=per_class,
@@ -74,6 +87,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         workers=workers, encode_processes=encode_processes, format=image_format, address=address,
         worker_start_timeout_s=worker_start_timeout_s, resume=resume,
         overwrite=overwrite, card=card, min_confidence=min_confidence, steps=steps, guidance=guidance,
+        variants_of=variants_of, per_image=per_image, strength=parse_strengths(strength_text),
     )
     click.echo(describe_manifest(synthesize(options), out))
 

@@ -36,6 +36,7 @@ from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card, may_write
 from gen_aug.synthesis.session import Workers, plan_workers, ray_session
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location, open_location
+from gen_aug.synthesis.variant_job import VariantSources, plan_variants
 from gen_aug.synthesis.worker import peak_rss_bytes
 
 
@@ -50,6 +51,7 @@ class PlannedJob:
     snapshot_meta: dict
     classifier_weights: bytes | None  # the judge of a --min-confidence job
     model: torch.nn.Module  # the snapshot's network on the CPU, which draws the sample the size estimate encodes
+    variant_sources: VariantSources | None = None  # the real images a --variants-of job varies
 
 
 def synthesize(options: SynthesisOptions) -> dict:
@@ -79,7 +81,8 @@ def synthesize(options: SynthesisOptions) -> dict:
                 print(describe_plan(settings.plan, workers, footprint, options.shard_size is not None,
                                     sum(record.rows for record in kept.values())), file=sys.stderr)
             job = ShardJob(settings, workers, Path(options.model).read_bytes(), location,
-                           planned.classifier_weights, options.progress, options.worker_start_timeout_s)
+                           planned.classifier_weights, options.progress, options.worker_start_timeout_s,
+                           planned.variant_sources)
             with _naming_the_model(options):
                 run = run_shards(ray, job, kept)
         manifest = _manifest(options, settings, planned.snapshot_meta, run, kept, started)
@@ -141,7 +144,11 @@ def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
     snapshot = load_snapshot(options.model)
     config = snapshot.model.config
     shard_size = options.shard_size if options.shard_size is not None else _largest_automatic_shard_size(config)
-    plan = job_plan(options, tuple(snapshot.meta["class_names"]), shard_size)
+    variants, variant_sources = None, None
+    if options.variants_of is not None:
+        plan, variants, variant_sources = plan_variants(options, snapshot, shard_size)
+    else:
+        plan = job_plan(options, tuple(snapshot.meta["class_names"]), shard_size)
     _check_shard_bytes(plan, config)
     job_filter, classifier_weights = None, None
     if options.min_confidence is not None:
@@ -151,8 +158,10 @@ def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
             options.data, options.min_confidence, options.classifier, snapshot.meta
         )
     sampler = sampler_settings(snapshot.model, options.steps, options.guidance)
-    settings = JobSettings(plan, options.format, snapshot.sha256, device, GENERATION_CHUNK[device], job_filter, sampler)
-    return PlannedJob(settings, snapshot.meta, classifier_weights, with_sampler(snapshot.model, sampler))
+    settings = JobSettings(plan, options.format, snapshot.sha256, device, GENERATION_CHUNK[device], job_filter, sampler,
+                           variants)
+    return PlannedJob(settings, snapshot.meta, classifier_weights, with_sampler(snapshot.model, sampler),
+                      variant_sources)
 
 
 def _largest_automatic_shard_size(config) -> int:
@@ -254,7 +263,8 @@ def _prepare_output(location: Location, options: SynthesisOptions, settings: Job
             if changed:
                 raise GenaugError(
                     f"--resume {options.out!r}: the job there had other {', '.join(changed)} "
-                    "(expected the same model, plan, format, filter, device and generation chunk; or use --overwrite)"
+                    "(expected the same model, plan, format, filter, sampler, source images, device and generation chunk; "
+                    "or use --overwrite)"
                 )
             location.sweep_temporaries()
             kept = finished_records(location, settings)

@@ -19,6 +19,7 @@ from gen_aug.synthesis.plan import Plan, Shard
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: most of level 6's size at a fraction of its encode time
 PARQUET_ZSTD_LEVEL = 3
 _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # datasets.Image's storage
+_FEATURE_DTYPES = {pa.int64(): "int64", pa.float64(): "float64", pa.string(): "string"}  # datasets.Value's names
 
 
 def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
@@ -57,7 +58,8 @@ def decode_png(data: bytes) -> np.ndarray:
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
-def huggingface_features(class_names: tuple[str, ...], columns: Mapping[str, np.ndarray] | None = None) -> dict:
+def huggingface_features(class_names: tuple[str, ...], extra: Mapping[str, str] | None = None) -> dict:
+    """The `datasets` features of a shard's columns; `extra` names a job's extra columns and their dtypes."""
     features = {
         "image": {"_type": "Image"},
         "label": {"names": list(class_names), "_type": "ClassLabel"},
@@ -65,9 +67,14 @@ def huggingface_features(class_names: tuple[str, ...], columns: Mapping[str, np.
         "index": {"dtype": "int64", "_type": "Value"},
         "seed": {"dtype": "int64", "_type": "Value"},
     }
-    for name, values in (columns or {}).items():
-        features[name] = {"dtype": _arrow_type(values).__str__().replace("double", "float64"), "_type": "Value"}
+    for name, dtype in (extra or {}).items():
+        features[name] = {"dtype": dtype, "_type": "Value"}
     return features
+
+
+def column_dtypes(columns: Mapping[str, np.ndarray] | None) -> dict[str, str]:
+    """Each extra column's `datasets` dtype: int64, float64 or string."""
+    return {name: _FEATURE_DTYPES[_arrow_type(values)] for name, values in (columns or {}).items()}
 
 
 def _arrow_type(values: np.ndarray) -> pa.DataType:
@@ -104,7 +111,7 @@ def png_parquet_bytes(plan: Plan, shard: Shard, pngs: list[bytes],
     images = pa.StructArray.from_arrays(
         [pa.array(pngs, pa.binary()), pa.array(paths, pa.string())], fields=list(_IMAGE_TYPE)
     )
-    features = huggingface_features(plan.class_names, columns)
+    features = huggingface_features(plan.class_names, column_dtypes(columns))
     metadata = {"huggingface": json.dumps({"info": {"features": features}})}
     table = pa.table({"image": images, **_row_columns(plan, shard, columns)}).replace_schema_metadata(metadata)
     return _parquet_file_bytes(table, shard.rows)
@@ -137,3 +144,18 @@ def decode_raw_parquet(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray]:
     pixels = np.frombuffer(table.column("image").combine_chunks().buffers()[1], dtype=np.uint8)
     images = pixels[: rows * int(np.prod(image_shape))].reshape(rows, *image_shape).copy()
     return images, table.column("label").to_numpy().astype(np.int64)
+
+
+def decode_parquet_columns(data: bytes, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Columns `names` of a parquet or raw shard file's bytes."""
+    table = pq.read_table(pa.BufferReader(data), columns=list(names))
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
+
+
+def decode_png_columns(contents: list[bytes], names: tuple[str, ...], types: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Columns `names` from the text chunks of a shard's PNG files, as `types` (datasets dtypes) say."""
+    from PIL import Image
+
+    texts = [Image.open(io.BytesIO(data)).text for data in contents]
+    dtypes = {"int64": np.int64, "float64": np.float64, "string": object}
+    return {name: np.array([text[name] for text in texts]).astype(dtypes[types[name]]) for name in names}

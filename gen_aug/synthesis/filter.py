@@ -34,6 +34,7 @@ def filter_settings(
 
     The classifier learns the train split of `data_spec`, which must have the snapshot's classes and image shape.
     """
+    from gen_aug.checkpoint import require_snapshot_data
     from gen_aug.evaluation.classifier import reference_classifier
     from gen_aug.data import load_data, parse_spec
     from gen_aug.evaluation.classifier import REFERENCE_SEED
@@ -43,13 +44,7 @@ def filter_settings(
     if data_spec is None:
         raise GenaugError("--min-confidence: needs the real set its classifier learns (expected --data SPEC too)")
     train = load_data(dataclasses.replace(parse_spec(data_spec), split="train"))
-    shape = (snapshot_meta["channels"], snapshot_meta["resolution"], snapshot_meta["resolution"])
-    if train.class_names != tuple(snapshot_meta["class_names"]) or train.shape != shape:
-        raise GenaugError(
-            f"--data {data_spec!r}: classes {', '.join(train.class_names)}, images {'x'.join(map(str, train.shape))} "
-            f"(expected the snapshot's classes {', '.join(snapshot_meta['class_names'])} and "
-            f"images {'x'.join(map(str, shape))})"
-        )
+    require_snapshot_data(train, snapshot_meta, f"--data {data_spec!r}")
     config = config or ClassifierConfig()
     judge = reference_classifier(train, config, seed=REFERENCE_SEED)
     weights = classifier_weights(judge)

@@ -57,6 +57,11 @@ class ShardFormat(abc.ABC):
     def decode(self, plan: Plan, shard: Shard, contents: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 images (rows, C, H, W), int64 labels) from the bytes of the shard's files."""
 
+    @abc.abstractmethod
+    def decode_columns(self, contents: list[bytes], names: tuple[str, ...],
+                       types: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """A job's extra columns `names` (of `datasets` dtypes `types`) from the bytes of the shard's files."""
+
 
 class _OneParquetFile(ShardFormat):
     def files(self, plan: Plan, shard: Shard) -> list[str]:
@@ -68,6 +73,9 @@ class _OneParquetFile(ShardFormat):
     def digest(self, files: list[tuple[str, bytes]]) -> str:
         ((_, data),) = files
         return hashlib.sha256(data).hexdigest()
+
+    def decode_columns(self, contents, names, types):
+        return encoding.decode_parquet_columns(contents[0], names)
 
 
 class ParquetFormat(_OneParquetFile):
@@ -123,6 +131,9 @@ class PngFormat(ShardFormat):
 
     def decode(self, plan, shard, contents):
         return np.stack([encoding.decode_png(data) for data in contents]), plan.labels(shard.start, shard.stop)
+
+    def decode_columns(self, contents, names, types):
+        return encoding.decode_png_columns(contents, names, types)
 
 
 FORMATS: dict[str, ShardFormat] = {shard_format.name: shard_format for shard_format in

@@ -47,6 +47,10 @@ class SynthesisOptions:
     # Diffusion snapshots (cdm) only: their sampler's steps and guidance weight instead of the snapshot's own.
     steps: int | None = None  # sampler steps; more: closer to the model's best images, proportionally slower
     guidance: float | None = None  # classifier-free guidance weight; 0: plain conditional
+    # cdm snapshots: variants of the real images of this spec's split in place of images from noise.
+    variants_of: str | None = None
+    per_image: int = 10  # variants of each source image at each strength
+    strength: tuple[float, ...] = (0.5,)  # shares of the sampler's path a variant runs: 0 the source, 1 from noise
 
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
@@ -63,6 +67,10 @@ class SynthesisOptions:
         require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
         require(self.guidance is None or (math.isfinite(self.guidance) and self.guidance >= 0), "guidance",
                 self.guidance, "0 or a finite weight above")
+        require(self.per_image >= 1, "per_image", self.per_image, "1 or more")
+        require(len(self.strength) >= 1 and len(set(self.strength)) == len(self.strength)
+                and all(math.isfinite(s) and 0 <= s <= 1 for s in self.strength), "strength", self.strength,
+                "distinct strengths from 0 to 1")
 
 
 def check_options(options: SynthesisOptions) -> None:

@@ -85,12 +85,20 @@ class Plan:
             stride += 1
         return stride
 
+    def positions(self, start: int, stop: int) -> np.ndarray:
+        """Where images start..stop-1 lie in the class-sorted order of the job's n images: a permutation of range(n)."""
+        return (np.arange(start, stop, dtype=np.int64) * self.label_stride) % self.n
+
     def labels(self, start: int, stop: int) -> np.ndarray:
         """int64 labels of images start..stop-1: exactly class_counts[c] of class c over the whole job."""
-        indices = np.arange(start, stop, dtype=np.int64)
-        positions = (indices * self.label_stride) % self.n  # a permutation of range(n)
         class_ends = np.cumsum(self.class_counts)
-        return np.searchsorted(class_ends, positions, side="right").astype(np.int64)
+        return np.searchsorted(class_ends, self.positions(start, stop), side="right").astype(np.int64)
+
+    def class_ranks(self, start: int, stop: int) -> np.ndarray:
+        """Each of images start..stop-1's rank among its class's images: 0 to class_counts[label] - 1."""
+        positions = self.positions(start, stop)
+        class_starts = np.cumsum(self.class_counts) - np.asarray(self.class_counts)
+        return positions - class_starts[self.labels(start, stop)]
 
     def to_dict(self) -> dict:
         return {
@@ -246,15 +254,19 @@ def make_plan(
         counts = balancing_counts(n, list(real_counts), selected)
     else:
         counts = weighted_counts(n, _explicit_weights(class_weights, class_names, selected))
-    total = sum(counts)
+    check_size(sum(counts), shard_size)
+    return Plan(seed, shard_size, tuple(class_names), tuple(counts))
+
+
+def check_size(total: int, shard_size: int) -> None:
+    """A plan's bounds: 1 to MAX_IMAGES images in at most MAX_SHARDS shards."""
     if not 1 <= total <= MAX_IMAGES:
-        raise GenaugError(f"plan: {total} images in all (expected 1 to {MAX_IMAGES:,})")
+        raise GenaugError(f"plan: {total:,} images in all (expected 1 to {MAX_IMAGES:,})")
     if math.ceil(total / shard_size) > MAX_SHARDS:
         raise GenaugError(
             f"--shard-size {shard_size}: {math.ceil(total / shard_size):,} shards for {total:,} images (expected "
             f"at most {MAX_SHARDS:,} shards: --shard-size {math.ceil(total / MAX_SHARDS):,} or more)"
         )
-    return Plan(seed, shard_size, tuple(class_names), tuple(counts))
 
 
 def _per_class_counts(text: str, class_names: tuple[str, ...], selected: list[int]) -> list[int]:

@@ -14,6 +14,7 @@ from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.formats import get_format, read_shard
 from gen_aug.synthesis.manifest import MANIFEST_NAMES, load_manifest, manifest_name
+from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.verify import planned_records
 
 
@@ -74,7 +75,30 @@ class SyntheticImages(torch.utils.data.Dataset):
             self._cache.popitem(last=False)
         return self._cache[shard_idx]
 
-    def _read_checked(self, shard_idx: int) -> tuple[np.ndarray, np.ndarray]:
+    def job_settings(self) -> JobSettings:
+        """The settings the job recorded (its filter, sampler, variants' sources), read from the manifest again."""
+        _, manifest, _, _ = load_manifest(self.out, "synthetic images")
+        return JobSettings.from_dict(manifest, self.where)
+
+    def columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """A job's extra columns (a variant's `source_index`, a filtered image's `latent_index`) of every row, in
+        index order; each shard hashed against its record as it is read."""
+        types = self.job_settings().extra_columns()
+        missing = [name for name in names if name not in types]
+        if missing:
+            raise GenaugError(f"{self.where}: no column {missing[0]!r} (expected one of this job's: "
+                              f"{', '.join(types) or 'none'})")
+        parts = []
+        for shard_idx in range(self.plan.num_shards):
+            what = f"{self.out}: shard {shard_idx}"
+            try:
+                parts.append(self.shard_format.decode_columns(self._verified_contents(shard_idx), names, types))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise GenaugError(f"{what}: not decodable ({error}; expected a shard genaug synthesize wrote)") from None
+        return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+    def _verified_contents(self, shard_idx: int) -> list[bytes]:
+        """The bytes of a shard's files, once they hash as its record says."""
         shard, record = self.plan.shard(shard_idx), self.records[shard_idx]
         what = f"{self.out}: shard {shard_idx}"
         try:
@@ -87,6 +111,12 @@ class SyntheticImages(torch.utils.data.Dataset):
                 f"{what}: sha256 {sha256[:16]}... of {num_bytes:,} bytes differs from the manifest's "
                 f"(expected {record.sha256[:16]}...; `genaug verify {self.out}` lists every problem)"
             )
+        return contents
+
+    def _read_checked(self, shard_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        shard = self.plan.shard(shard_idx)
+        what = f"{self.out}: shard {shard_idx}"
+        contents = self._verified_contents(shard_idx)
         try:
             images, labels = self.shard_format.decode(self.plan, shard, contents)
         except (OSError, ValueError, KeyError, TypeError) as error:

@@ -17,6 +17,7 @@ from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.session import Workers
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import Location
+from gen_aug.synthesis.variant_job import VariantSources
 from gen_aug.synthesis.worker import ShardWorker
 
 # A shard still out after ten times the job's median time from hand-out to record (and at least the floor)
@@ -48,6 +49,7 @@ class ShardJob:
     classifier_weights: bytes | None = None  # the judge of a --min-confidence job
     progress: bool = True
     start_timeout_s: float = WORKER_START_TIMEOUT_S  # the job fails if no worker has started by then
+    variant_sources: VariantSources | None = None  # a --variants-of job's real images, sent once like the snapshot
 
 
 @dataclass
@@ -96,6 +98,7 @@ def _start_actors(ray, job: ShardJob) -> list:
     workers = job.workers
     snapshot_ref = ray.put(job.snapshot)
     classifier_ref = ray.put(job.classifier_weights) if job.classifier_weights is not None else None
+    sources_ref = ray.put(job.variant_sources) if job.variant_sources is not None else None
     actor_class = ray.remote(ShardWorker)
     token = os.urandom(4).hex()  # names tell this job's actors apart on a shared cluster
     # Concurrency: the shards in flight (encoders + 1), and one more, so a worker busy with all of them still
@@ -106,7 +109,7 @@ def _start_actors(ray, job: ShardJob) -> list:
             num_cpus=0 if workers.use_gpus else 1, max_restarts=0, max_task_retries=0,
             max_concurrency=max(1, workers.encode_processes) + 2,
         ).remote(snapshot_ref, job.settings, job.location.uri, workers.encode_processes,
-                 TORCH_THREADS_PER_CPU_WORKER, classifier_ref)
+                 TORCH_THREADS_PER_CPU_WORKER, classifier_ref, sources_ref)
         for i in range(workers.count)
     ]
 

@@ -30,6 +30,41 @@ class FilterSettings:
         return {**dataclasses.asdict(self), "classifier": dict(self.classifier)}
 
 
+# The columns a --variants-of job stores beside each image, and their `datasets` dtypes; `label` is the class
+# each was rendered under.
+VARIANT_COLUMNS = {"source_split": "string", "source_index": "int64", "source_label": "int64", "variant": "int64",
+                   "strength": "float64"}
+
+
+@dataclass(frozen=True)
+class VariantSettings:
+    """--variants-of: the real images a job varies, how many variants of each, and how far."""
+
+    data: str  # the normalised spec of the source images, their split included
+    split: str  # that split's name, which each row records
+    data_sha256: str  # the sources' fingerprint (pixels, labels, classes): --resume refuses changed source data
+    source_counts: tuple[int, ...]  # source images of each class
+    per_image: int  # variants of each source image at each strength
+    strengths: tuple[float, ...]  # shares of the sampler's path each variant runs
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "source_counts": list(self.source_counts), "strengths": list(self.strengths)}
+
+    @classmethod
+    def from_dict(cls, record: object, where: str) -> "VariantSettings":
+        try:
+            settings = cls(str(record["data"]), str(record["split"]), str(record["data_sha256"]),
+                           tuple(int(c) for c in record["source_counts"]), int(record["per_image"]),
+                           tuple(float(s) for s in record["strengths"]))
+        except (KeyError, TypeError, ValueError):
+            settings = None
+        if settings is None or settings.per_image < 1 or not settings.strengths or min(settings.source_counts) < 0 \
+                or not all(0 <= s <= 1 for s in settings.strengths):
+            raise GenaugError(f"{where}: variants {record!r:.80} (expected the sources, count and strengths of a "
+                              "--variants-of job)")
+        return settings
+
+
 @dataclass(frozen=True)
 class JobSettings:
     plan: Plan
@@ -42,6 +77,7 @@ class JobSettings:
     filter: FilterSettings | None = None  # None: every image from its own index
     # A diffusion snapshot's sampler as this job runs it ({"sampler", "steps", "guidance"}); None for other families.
     sampler: Mapping | None = None
+    variants: VariantSettings | None = None  # None: every image from noise
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +88,7 @@ class JobSettings:
             "generation_chunk": self.generation_chunk,
             "filter": None if self.filter is None else self.filter.to_dict(),
             "sampler": None if self.sampler is None else dict(self.sampler),
+            "variants": None if self.variants is None else self.variants.to_dict(),
         }
 
     @classmethod
@@ -66,8 +103,10 @@ class JobSettings:
         sampler = record.get("sampler")
         if sampler is not None and not (isinstance(sampler, dict) and set(sampler) == {"sampler", "steps", "guidance"}):
             raise GenaugError(f"{where}: sampler {sampler!r:.80} (expected the sampler, steps and guidance of a cdm job)")
+        variants = record.get("variants")
+        variants = None if variants is None else VariantSettings.from_dict(variants, where)
         settings = cls(plan, record.get("format"), record.get("snapshot_sha256"), record.get("device"),
-                       record.get("generation_chunk"), job_filter, sampler)
+                       record.get("generation_chunk"), job_filter, sampler, variants)
         settings._check_schema(where)
         return settings
 
@@ -83,6 +122,12 @@ class JobSettings:
         problem = next((p for p in problems if p), None)
         if problem:
             raise GenaugError(f"{where}: {problem} (expected the settings of a genaug synthesis job)")
+
+    def extra_columns(self) -> dict[str, str]:
+        """The columns this job stores beside each image, beyond every job's, with their `datasets` dtypes."""
+        if self.variants is not None:
+            return dict(VARIANT_COLUMNS)
+        return {"latent_index": "int64"} if self.filter is not None else {}
 
     def differences(self, other: "JobSettings") -> list[str]:
         """Names of the fields whose values differ, in field order."""

@@ -53,7 +53,7 @@ class ShardWorker:
     """
 
     def __init__(self, snapshot_bytes: bytes, settings: JobSettings, out_uri: str, encode_processes: int,
-                 torch_threads: int, classifier_weights: bytes | None = None, *,
+                 torch_threads: int, classifier_weights: bytes | None = None, variant_sources=None, *,
                  images: ShardImages | None = None, handoff: str | None = None):
         use_cuda = settings.device == "cuda" and torch.cuda.is_available()
         self.device = torch.device("cuda" if use_cuda else "cpu")
@@ -61,7 +61,8 @@ class ShardWorker:
             torch.set_num_threads(torch_threads)
         self.model = with_sampler(_load_model(snapshot_bytes, self.device), settings.sampler)
         self.plan = settings.plan
-        self.images = images or _default_images(self.model, settings, classifier_weights, self.device)
+        self.images = images or _default_images(self.model, settings, classifier_weights, variant_sources,
+                                                self.device)
         self.generating = threading.Lock()
         config = self.model.config
         rows = min(self.plan.shard_size, self.plan.n)  # the largest shard there is
@@ -135,7 +136,12 @@ def _load_model(snapshot_bytes: bytes, device: torch.device) -> torch.nn.Module:
         return load_snapshot(path, device=device).model
 
 
-def _default_images(model, settings: JobSettings, classifier_weights: bytes | None, device) -> ShardImages:
+def _default_images(model, settings: JobSettings, classifier_weights: bytes | None, variant_sources,
+                    device) -> ShardImages:
+    if settings.variants is not None:
+        from gen_aug.synthesis.variant_job import VariantImages
+
+        return VariantImages(model, settings.plan, settings.variants, variant_sources, device)
     if settings.filter is None:
         return ModelImages(model, settings.plan, device)
     from gen_aug.evaluation.classifier import load_classifier

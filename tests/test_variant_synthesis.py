@@ -1,0 +1,120 @@
+"""`genaug synthesize --variants-of`: variants of real images through Ray, each row naming its source, on a tiny cdm."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from gen_aug.data import load_data
+from gen_aug.errors import GenaugError
+from gen_aug.synthesis.driver import synthesize
+from gen_aug.synthesis.encoding import decode_png
+from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.plan import Plan
+from gen_aug.synthesis.settings import VARIANT_COLUMNS, VariantSettings
+from gen_aug.synthesis.variant_job import variant_rows
+from gen_aug.synthesis.verify import verify
+
+DIGITS = "builtin:digits"  # its train split: 1,442 8x8 images of 10 classes
+
+
+def job(snapshot, out, **changes) -> SynthesisOptions:
+    settings = dict(n=None, variants_of=DIGITS, per_image=1, strength=(0.0, 0.5), shard_size=1000, seed=4,
+                    workers=1, progress=False)
+    return SynthesisOptions(snapshot, str(out), **{**settings, **changes})
+
+
+def table(out: Path):
+    return pq.read_table(sorted(str(p) for p in out.glob("data/*.parquet")))
+
+
+def shard_hashes(out: Path) -> list[str]:
+    return [shard["sha256"] for shard in json.loads((out / MANIFEST).read_text())["shards"]]
+
+
+@pytest.fixture(scope="module")
+def one_worker_run(ray_local, digits_cdm_snapshot, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("variants") / "one"
+    synthesize(job(digits_cdm_snapshot, out, card=True))
+    return out
+
+
+def test_every_source_gets_each_variant_at_each_strength_once_under_its_own_class():
+    labels = np.array([2, 0, 2, 1, 2, 0])  # classes of 2, 1 and 3 sources, in no order
+    variants = VariantSettings("x", "train", "0" * 64, (2, 1, 3), per_image=3, strengths=(0.25, 0.75))
+    plan = Plan(seed=0, shard_size=7, class_names=("a", "b", "c"), class_counts=(12, 6, 18))
+    rows = variant_rows(plan, variants, labels, 0, plan.n)
+    made = sorted(zip(rows["source_index"], rows["variant"], rows["strength"]))
+    assert made == sorted((s, v, t) for s in range(6) for v in range(3) for t in (0.25, 0.75))
+    assert (rows["source_label"] == plan.labels(0, plan.n)).all() and (rows["source_label"] == labels[rows["source_index"]]).all()
+    pieces = [variant_rows(plan, variants, labels, s.start, s.stop) for s in plan.shards()]
+    assert (np.concatenate([p["source_index"] for p in pieces]) == rows["source_index"]).all()  # a row is its index alone
+
+
+def test_rows_record_their_source_and_strength_0_is_the_source_image(one_worker_run):
+    real = load_data(DIGITS)
+    found = table(one_worker_run)
+    assert found.num_rows == 2 * len(real.labels) and set(found.column("source_split").to_pylist()) == {"train"}
+    source = found.column("source_index").to_numpy()
+    label, source_label = found.column("label").to_numpy(), found.column("source_label").to_numpy()
+    strength = found.column("strength").to_numpy()
+    assert (source_label == real.labels[source]).all() and (label == source_label).all()
+    assert sorted(zip(source, strength)) == sorted((s, t) for s in range(len(real.labels)) for t in (0.0, 0.5))
+    images = np.stack([decode_png(item["bytes"]) for item in found.column("image").to_pylist()])
+    untouched = strength == 0.0
+    assert (images[untouched] == real.images[source[untouched]]).all()
+    moved = np.abs(images[~untouched].astype(int) - real.images[source[~untouched]]).mean()
+    assert moved > 1, moved  # strength 0.5 ran half the sampler's path: the untrained model changes the pixels
+    manifest = json.loads((one_worker_run / MANIFEST).read_text())
+    assert manifest["variants"]["data_sha256"] == real.fingerprint and manifest["variants"]["strengths"] == [0.0, 0.5]
+    card = (one_worker_run / "README.md").read_text()
+    assert f"variant of a real image of {DIGITS}?split=train (sha256 `{real.fingerprint[:16]}`)" in card, card
+
+
+def test_two_workers_and_a_resume_write_the_same_bytes_as_one(one_worker_run, digits_cdm_snapshot, tmp_path):
+    two = tmp_path / "two"  # no card: a card changes no shard
+    synthesize(job(digits_cdm_snapshot, two, workers=2))
+    assert shard_hashes(two) == shard_hashes(one_worker_run)
+    first = sorted(two.glob("data/*.parquet"))[0]
+    first.unlink()  # lost: --resume writes it again and keeps the others
+    resumed = synthesize(job(digits_cdm_snapshot, two, resume=True))
+    assert resumed["images_written"] == 1000 and shard_hashes(two) == shard_hashes(one_worker_run)
+    assert verify(str(two)).ok
+
+
+def digit_folder(folder: Path) -> str:
+    """One 8x8 image of each digit class, as a folder spec."""
+    for digit in range(10):
+        (folder / str(digit)).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 20 * digit, np.uint8)).save(folder / str(digit) / "a.png")
+    return f"folder:{folder}"
+
+
+def files_below(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_resume_against_changed_source_images_is_refused(ray_local, digits_cdm_snapshot, tmp_path):
+    spec, out = digit_folder(tmp_path / "set"), tmp_path / "out"
+    synthesize(job(digits_cdm_snapshot, out, variants_of=spec, per_image=2, strength=(0.5,)))
+    before = files_below(out)
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "set" / "3" / "a.png")  # one source changes
+    with pytest.raises(GenaugError) as error:
+        synthesize(job(digits_cdm_snapshot, out, variants_of=spec, per_image=2, strength=(0.5,), resume=True))
+    assert str(error.value).startswith(f"--resume {str(out)!r}: the job there had other variants"), error.value
+    assert files_below(out) == before  # its shards are kept for a resume with the sources it had
+
+
+def test_huggingface_datasets_reads_the_provenance_columns_with_their_types(one_worker_run, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset(str(one_worker_run), cache_dir=str(tmp_path))["train"]
+    features = loaded.features
+    assert features["label"].names == list(load_data(DIGITS).class_names)
+    assert {name: features[name].dtype for name in VARIANT_COLUMNS} == VARIANT_COLUMNS  # the card's and the files'
+    assert list(features)[-len(VARIANT_COLUMNS):] == list(VARIANT_COLUMNS)
+    assert loaded[0]["image"].size == (8, 8) and loaded[0]["source_split"] == "train"
