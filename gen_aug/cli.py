@@ -209,7 +209,8 @@ def _arm_list(ctx, param, value):
 @click.option("--report", "report_dir", metavar="DIR", help="Report folder [default: OUT-report].")
 @click.option("--arms", callback=_arm_list, default=",".join(EvaluationOptions.arms), show_default=True,
               metavar="ARM,...", help="Training sets to compare: real, classical, synthetic, classical+synthetic, "
-                                      "top-up, pretrain, reweighted.")
+                                      "top-up, pretrain, reweighted; variants, classical+variants with a "
+                                      "--variants-of output.")
 @click.option("--classifier", type=click.Choice(["small-cnn", "resnet18"]), default=EvaluationOptions.classifier,
               show_default=True, help="Every arm's network; resnet18 is ResNet-18 with a 3x3 stem, untrained.")
 @click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "auc"]),
@@ -227,6 +228,9 @@ def _arm_list(ctx, param, value):
 @click.option("--real-share", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="F",
               help="Repeat the real images until they are about this share of real + synthetic (e.g. 0.5) "
                    "[default: each once].")
+@click.option("--swap-probability", type=click.FloatRange(0, 1), default=EvaluationOptions.swap_probability,
+              show_default=True, metavar="P",
+              help="Variants arms: the chance each drawn real image is replaced by one of its own variants.")
 @click.option("--policy", type=click.Choice(["trivialaugment", "randaugment"]), default=EvaluationOptions.policy,
               show_default=True, help="The classical arms' torchvision policy, after a random resized crop.")
 @click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
@@ -238,7 +242,7 @@ def _arm_list(ctx, param, value):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EvaluationOptions.device,
               show_default=True)
 def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifier, metric, seeds, steps, mix,
-                     mix_ratio, real_share, policy, flip, sample_size, k, device):
+                     mix_ratio, real_share, swap_probability, policy, flip, sample_size, k, device):
     """Measure synthetic images against real ones and against classical augmentation; write report.md and figures.
 
     A classifier trained on the real train split (cached) judges class consistency, gives the
@@ -255,13 +259,14 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
       genaug evaluate --real 'npz:../shared/data/retinamnist/retinamnist.npz' --synthetic synth/ \\
           --classifier resnet18 --seeds 0,1,2,3,4 --device cuda
       genaug evaluate --real builtin:digits --test 'folder:scans/?resolution=8&channels=1' --synthetic synth/
+      genaug evaluate --real builtin:digits --synthetic var/ --arms real,classical,variants,classical+variants
     """
     from gen_aug.evaluation.evaluate import describe_evaluation, evaluate
 
     options = EvaluationOptions(
         real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
-        classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share, policy=policy,
-        flip=flip, sample_size=sample_size, k=k, device=device,
+        classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share,
+        swap_probability=swap_probability, policy=policy, flip=flip, sample_size=sample_size, k=k, device=device,
     )
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))

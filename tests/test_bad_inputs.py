@@ -261,6 +261,15 @@ def cdm_and_image_folder(folder: Path, assets: Assets) -> None:
     image_folder(folder, assets)
 
 
+def digit_variants(folder: Path, assets: Assets) -> None:
+    """{tmp}/var: 2 variants of each of builtin:digits?limit_per_class=2, from a tiny untrained cdm."""
+    names = [str(digit) for digit in range(10)]
+    model = build_model("cdm", {"resolution": 8, "channels": 1, "num_classes": 10, "width": 4, "steps": 2})
+    save_snapshot(folder / "digits-cdm.safetensors", model, {"class_names": names})
+    synthesize(SynthesisOptions(str(folder / "digits-cdm.safetensors"), str(folder / "var"), n=None, per_image=2,
+                                variants_of="builtin:digits?limit_per_class=2", workers=1, progress=False))
+
+
 def a_file(folder: Path, assets: Assets) -> None:
     (folder / "a-file").write_text("not a folder")
 
@@ -442,6 +451,9 @@ BAD_INPUTS = [
     Bad(f"{EVALUATE} --synthetic {{synth}} --mix-ratio -1", "'--mix-ratio'", "-1.0 is not in the range x>=0"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --real-share 1", "'--real-share'", "1.0 is not in the range 0<x<1"),
     Bad("evaluate --real nope:x --synthetic {synth} --report {tmp}/report", "nope", "unknown kind 'nope'"),
+    Bad(f"{EVALUATE} --synthetic {{tmp}}/var --arms real,variants", "--synthetic '{tmp}/var'",
+        "variants of builtin:digits?split=train&limit_per_class=2, sha256", digit_variants),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --swap-probability 2", "'--swap-probability'", "2.0 is not in the range"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --test builtin:digits?split=test&resolution=16",
         "--test 'builtin:digits?split=test&resolution=16'", "images of 1x16x16 (expected --real's train split's 1x8x8"),
     Bad(f"{EVALUATE} --synthetic {{out}}", "'../outside.parquet'", "escapes the output folder",

@@ -4,7 +4,8 @@ real: real train with the light default shift. classical: the same with strong t
 augmentation on the fly. synthetic: real + synthetic as the mix says. classical+synthetic: both.
 top-up: real + synthetic filling every class to the largest class's real count, nothing more.
 pretrain: synthetic for half the steps, then real for the other half. reweighted: real train
-drawn class-balanced. The classical arms draw class-balanced too where their set is imbalanced.
+drawn class-balanced. variants: real train with each drawn image swapped for one of its own variants
+(synthesize --variants-of) with probability p; classical+variants: the same under strong augmentation. The classical arms draw class-balanced too where their set is imbalanced.
 TSTR (synthetic only) is run the same way. Every arm is paired by seed with real and classical.
 """
 
@@ -20,10 +21,12 @@ from gen_aug.data import LabelledImages
 from gen_aug.evaluation.augment import ClassicalAugment
 from gen_aug.evaluation.classifier import REFERENCE_SEED, ClassifierConfig, train_classifier
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
-from gen_aug.evaluation.options import METRICS, EvaluationOptions
+from gen_aug.errors import GenaugError
+from gen_aug.evaluation.options import METRICS, VARIANT_ARMS, EvaluationOptions
 from gen_aug.evaluation.result import ArmSummary, Mixing, Score
 from gen_aug.evaluation.scores import per_class_recall, scores
 from gen_aug.evaluation.statistics import paired_difference
+from gen_aug.evaluation.swap import VariantPool
 
 POLICY_NAMES = {"trivialaugment": "TrivialAugmentWide", "randaugment": "RandAugment"}
 
@@ -36,12 +39,15 @@ class ArmPlan:
     classical: bool = False  # strong classical augmentation on the fly
     balanced: bool = False  # class-balanced batches
     pretrain: LabelledImages | None = None  # trained on for half the steps first
+    swap: VariantPool | None = None  # each drawn real image swapped for one of its variants with the pool's probability
 
 
 def plan_arms(
-    names: Sequence[str], real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions
+    names: Sequence[str], real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions,
+    variant_sources: np.ndarray | None = None,
 ) -> tuple[list[ArmPlan], Mixing]:
-    """The plans of the named arms, in order, and the mix the synthetic arms use."""
+    """The plans of the named arms, in order, and the mix the synthetic arms use; `variant_sources`: the real train
+    image each synthetic one is a variant of, for the variants arms."""
     mixing = mixing_record(real_train, synthetic, options.mix_ratio, options.mix, options.real_share)
     mixed = mix_real_synthetic(real_train, synthetic, options.mix_ratio, seed=REFERENCE_SEED,
                                real_share=options.real_share, mix=options.mix)
@@ -61,7 +67,23 @@ def plan_arms(
                             "half the steps each", pretrain=synthetic),
         "reweighted": ArmPlan("reweighted", real_train, f"{real_words}, class-balanced", balanced=True),
     }
+    if any(name in VARIANT_ARMS for name in names):
+        plans.update(_variant_plans(real_train, synthetic, options, variant_sources, real_words, strong))
     return [plans[name] for name in names], mixing
+
+
+def _variant_plans(real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions,
+                   variant_sources: np.ndarray | None, real_words: str, strong: str) -> dict[str, ArmPlan]:
+    if variant_sources is None:
+        raise GenaugError(f"--arms {','.join(options.arms)}: the variants arms need variants of the real train images "
+                          "(expected --synthetic from genaug synthesize --variants-of)")
+    pool = VariantPool.of(synthetic, variant_sources, len(real_train.images), options.swap_probability)
+    fewest, most = pool.variants_per_image()
+    each = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    words = (f"{real_words}, each drawn image swapped for one of its {each} variants with probability "
+             f"{options.swap_probability:g}")
+    return {"variants": ArmPlan("variants", real_train, words, swap=pool),
+            "classical+variants": _classical(ArmPlan("classical+variants", real_train, words, swap=pool), strong)}
 
 
 def _classical(plan: ArmPlan, strong: str) -> ArmPlan:
@@ -95,7 +117,8 @@ def run_arm(
                                      progress=f"{plan.name} (synthetic) seed {seed}" if progress else None, **common)
             budget = dataclasses.replace(config, steps=max(1, config.steps - half.steps))
         trained = train_classifier(plan.train.images, plan.train.labels, test.num_classes, budget, start=start,
-                                   progress=f"{plan.name} seed {seed}" if progress else None, **common)
+                                   progress=f"{plan.name} seed {seed}" if progress else None,
+                                   swap=None if plan.swap is None else plan.swap.swap, **common)
         probabilities = trained.predict_proba(test.images)
         runs.append(scores(probabilities, test.labels))
         recalls.append(per_class_recall(probabilities.argmax(axis=1), test.labels, test.num_classes))
@@ -138,9 +161,10 @@ def run_arms(
     device=None,
     log: Callable[[str], None] = lambda message: None,
     progress: bool = True,
+    variant_sources: np.ndarray | None = None,
 ) -> tuple[ArmSummary, Mixing, tuple[ArmSummary, ...]]:
     """(TSTR, the mix, every arm of `options.arms`), each arm paired with real and classical."""
-    plans, mixing = plan_arms(options.arms, real_train, synthetic, options)
+    plans, mixing = plan_arms(options.arms, real_train, synthetic, options, variant_sources)
     summaries = []
     for plan in [tstr_plan(synthetic), *plans]:
         log(f"arm {plan.name}: {plan.training} ({len(options.seeds)} seeds)")

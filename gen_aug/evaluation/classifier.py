@@ -118,6 +118,7 @@ def train_classifier(
     balanced: bool = False,
     start: Classifier | None = None,
     progress: str | None = None,
+    swap: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> Classifier:
     """Train a classifier on uint8 (N, C, H, W) images for exactly `config.steps` steps.
 
@@ -125,12 +126,14 @@ def train_classifier(
     give the same network on the same machine; `augment` draws from a generator of its own, so a
     run with it sees the same initial weights and batches as one without. `balanced` draws each
     batch with replacement, every class equally often; `start` fine-tunes a copy of a trained
-    classifier instead of a fresh `network`; `progress` names a tqdm bar on stderr.
+    classifier instead of a fresh `network`; `progress` names a tqdm bar on stderr. `swap(index, batch,
+    generator)` may replace drawn images (by their index) before augmentation, from a generator of its own too.
     """
     _check_training_set(images, labels, num_classes)
     device = torch.device(device) if device is not None else default_device()
     generator = torch.Generator().manual_seed(seed)
-    augment_generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 1]).generate_state(1)[0]))
+    augment_generator, swap_generator = (torch.Generator().manual_seed(int(np.random.SeedSequence([seed, stream])
+                                                                           .generate_state(1)[0])) for stream in (1, 2))
     channels, height, width = images.shape[1:]
     model = _starting_network(start, network, channels, num_classes, config, generator).to(device).train()
     optimizer, schedule = _optimiser(model, config)
@@ -146,7 +149,8 @@ def train_classifier(
                  leave=False, mininterval=1.0)
     for _ in steps:
         index = next(batches).to(device)
-        batch = all_images[index] if augment is None else augment(all_images[index], augment_generator)
+        batch = all_images[index] if swap is None else swap(index, all_images[index], swap_generator)
+        batch = batch if augment is None else augment(batch, augment_generator)
         batch = random_shift(to_float(batch), max_shift_px, generator)
         with training_precision(network, device):
             loss = nn.functional.cross_entropy(model(batch).float(), all_labels[index])

@@ -10,7 +10,7 @@ from typing import Callable
 from gen_aug.data import DataSpec, LabelledImages, load_data, parse_spec
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.mixing import check_compatible
-from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.options import VARIANT_ARMS, EvaluationOptions
 from gen_aug.evaluation.result import EvaluationResult
 
 
@@ -77,6 +77,8 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
     }
     if options.test is not None:  # absent without --test, so the reports from before --test still match
         inputs["test"] = options.test
+    if any(arm in VARIANT_ARMS for arm in options.arms):  # likewise
+        inputs["swap_probability"] = options.swap_probability
     return inputs
 
 
@@ -109,13 +111,31 @@ def evaluate(
     _check_report_outside(report_dir, options.synthetic)
     real_train, real_test = evaluation_sets(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
+    sources = variant_sources(options, real_train)  # first: variants of other images are refused before a read
     synthetic = load_synthetic(options.synthetic, real_train.class_names)
     log(f"{len(synthetic.images):,} synthetic images read, every shard as its manifest says")
-    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, options, log=log), inputs=inputs)
+    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, options, log=log,
+                                                 variant_sources=sources), inputs=inputs)
     # A stale report.json beside new figures would vouch for them: it goes first, the new one comes last.
     (report_dir / REPORT_JSON).unlink(missing_ok=True)
     write_report(result, report_dir, real=real_test, synthetic=synthetic, real_train=real_train)
     return result, report_dir
+
+
+def variant_sources(options: EvaluationOptions, real_train: LabelledImages):
+    """For the variants arms: the real train image each synthetic one is a variant of; None where no arm needs it
+    or the output holds no variants (the arms then say so)."""
+    from gen_aug.evaluation.swap import check_variants_of
+    from gen_aug.synthesis.reader import SyntheticImages
+
+    if not any(arm in VARIANT_ARMS for arm in options.arms):
+        return None
+    reader = SyntheticImages(options.synthetic)
+    variants = reader.job_settings().variants
+    if variants is None:
+        return None
+    check_variants_of(variants.to_dict(), real_train, options.synthetic)
+    return reader.columns(("source_index",))["source_index"]
 
 
 def _check_report_outside(report_dir: Path, synthetic: str) -> None:

@@ -48,8 +48,12 @@ def evaluate_images(
     cache_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = lambda message: None,
     progress: bool = True,
+    variant_sources: np.ndarray | None = None,
 ) -> EvaluationResult:
     """Every metric of `synthetic` against the real data (what report.json holds, less its inputs).
+
+    `variant_sources`: for a --variants-of output, the real train image each synthetic one varies (the
+    variants arms swap them in).
 
     `options` gives seeds, arms and mix (its data specs are not read); `config` the classifier,
     by default the options' steps. Distances use at most `sample_size` images of each set, drawn
@@ -68,7 +72,7 @@ def evaluate_images(
                           sample_indices(len(synthetic.images), options.sample_size, sample_seed),
                           sample_size=options.sample_size, sample_seed=sample_seed)
     tstr, mixing, arms = run_arms(real_train, synthetic, real_test, options, config, device=device, log=log,
-                                  progress=progress)
+                                  progress=progress, variant_sources=variant_sources)
     return EvaluationResult(
         genaug_version=__version__,
         class_names=tuple(real_train.class_names),

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from gen_aug.evaluation.classifier import ClassifierConfig
 
 # Every arm trains the same classifier for the same steps on its own training set; see arms.py.
-ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted")
+ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted", "variants",
+        "classical+variants")
+VARIANT_ARMS = ("variants", "classical+variants")  # they need a --variants-of output of the real train split
 DEFAULT_ARMS = ("real", "classical", "synthetic", "classical+synthetic")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 CLASSIFIERS = ("small-cnn", "resnet18")
@@ -41,6 +43,7 @@ class EvaluationOptions:
     real_share: float | None = None  # real images repeated to about this share of real + synthetic; None: once
     policy: Literal["trivialaugment", "randaugment"] = "trivialaugment"  # the classical arms' torchvision policy
     flip: bool = False  # classical arms flip images left-right: only where the domain allows it
+    swap_probability: float = 0.5  # variants arms: the chance a drawn real image is replaced by one of its variants
     sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
     k: int = 3  # neighbours for precision/recall
     device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
@@ -52,6 +55,7 @@ class EvaluationOptions:
             require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
         require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
         require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
+        require(0 <= self.swap_probability <= 1, "swap_probability", self.swap_probability, "a probability, 0 to 1")
         require(all(arm in ARMS for arm in self.arms) and len(set(self.arms)) == len(self.arms), "arms",
                 list(self.arms), f"each at most once of {', '.join(ARMS)}")
         require("real" in self.arms, "arms", list(self.arms), "'real' among them: every arm is paired with it")
