@@ -14,6 +14,7 @@ from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
 from gen_aug.evaluation.evaluate import evaluate
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.swap import VariantPool
+from gen_aug.evaluation.wording import verdict_lines
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
 
@@ -112,6 +113,9 @@ def test_evaluate_runs_the_variants_arms_on_a_variant_output(ray_local, digits_c
     assert "TrivialAugmentWide" in arms["classical+variants"].training
     assert {d.to for d in arms["variants"].differences} == {"real", "classical"}
     assert json.loads((folder / "report.json").read_text())["inputs"]["swap_probability"] == 0.5
+    verdicts = verdict_lines(result)
+    assert any(line.startswith("variants vs real: ") for line in verdicts), verdicts
+    assert any(line.startswith("classical+variants vs real: ") for line in verdicts), verdicts
     other = dataclasses.replace(options, real="builtin:digits?limit_per_class=5", report=str(tmp_path / "other"))
     with pytest.raises(GenaugError, match=r"variants of builtin:digits\?split=train&limit_per_class=6, sha256"):
         evaluate(other)

@@ -16,6 +16,7 @@ from gen_aug.synthesis.encoding import decode_png
 from gen_aug.synthesis.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import Plan
+from gen_aug.synthesis.reader import SyntheticImages
 from gen_aug.synthesis.settings import VARIANT_COLUMNS, VariantSettings
 from gen_aug.synthesis.variant_job import variant_rows
 from gen_aug.synthesis.verify import verify
@@ -118,3 +119,17 @@ def test_huggingface_datasets_reads_the_provenance_columns_with_their_types(one_
     assert {name: features[name].dtype for name in VARIANT_COLUMNS} == VARIANT_COLUMNS  # the card's and the files'
     assert list(features)[-len(VARIANT_COLUMNS):] == list(VARIANT_COLUMNS)
     assert loaded[0]["image"].size == (8, 8) and loaded[0]["source_split"] == "train"
+
+
+def test_png_and_parquet_outputs_give_the_reader_the_same_provenance(ray_local, digits_cdm_snapshot, tmp_path):
+    columns = {}
+    for image_format in ("png", "parquet"):
+        out = tmp_path / image_format
+        synthesize(job(digits_cdm_snapshot, out, variants_of=f"{DIGITS}?limit_per_class=3", per_image=2,
+                       strength=(0.5,), format=image_format))
+        columns[image_format] = SyntheticImages(str(out)).columns(tuple(VARIANT_COLUMNS))
+    assert len(columns["png"]["source_index"]) == 60 and set(columns["png"]["variant"].tolist()) == {0, 1}
+    for name in VARIANT_COLUMNS:
+        assert columns["png"][name].tolist() == columns["parquet"][name].tolist(), name
+    with pytest.raises(GenaugError, match="no column 'latent_index' \\(expected one of this job's: source_split"):
+        SyntheticImages(str(tmp_path / "png")).columns(("latent_index",))
