@@ -2,9 +2,10 @@
 
 A variant at strength S runs round(S x steps) of the sampler's steps, so it should cost about that
 share of an image from noise, plus the same fixed work per generation chunk. The model is the
-default cdm at the given side, untrained: sampling cost does not depend on the weights.
+cdm of jobs/breastmnist-cdm.toml by default, untrained: sampling cost does not depend on the weights.
+Runs are whole generation chunks (256 images on the CPU), as the workers make them.
 
-    python benchmarks/variants_cost.py --resolution 28 --images 512 --repeats 3
+    python benchmarks/variants_cost.py --resolution 28 --images 256 --repeats 3
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from gen_aug.variants import variants_uint8
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=28)
-    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--strengths", default="0.3,0.5,0.7")
+    parser.add_argument("--width", type=int, default=16, help="U-Net width (jobs/breastmnist-cdm.toml: 16)")
+    parser.add_argument("--steps", type=int, default=12, help="sampler steps (jobs/breastmnist-cdm.toml: 12)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = build_model("cdm", {"resolution": args.resolution, "channels": 1, "num_classes": 2}).eval()
+    model = build_model("cdm", {"resolution": args.resolution, "channels": 1, "num_classes": 2, "width": args.width,
+                                "steps": args.steps}).eval()
     rng = np.random.default_rng(0)
     n = args.images
     sources = rng.integers(0, 256, size=(n, 1, args.resolution, args.resolution), dtype=np.uint8)

@@ -11,15 +11,17 @@ from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.settings import FilterSettings, JobSettings
+from gen_aug.synthesis.settings import FilterSettings, JobSettings, VariantSettings
 
 PLAN = make_plan(("cat", "dog"), n=20, shard_size=8, seed=3)
 
 
 def test_settings_survive_a_round_trip_through_json():
     judge = FilterSettings(0.9, "builtin:digits", "key", "ab" * 32, {"config": {"steps": 10}})
+    sources = VariantSettings("builtin:digits?split=train", "train", "ef" * 32, (5, 5), 2, (0.3, 0.5))
     for settings in (JobSettings(PLAN, "png", "cd" * 32, "cpu", 256),
-                     JobSettings(PLAN, "raw", "cd" * 32, "cuda", 8192, judge)):
+                     JobSettings(PLAN, "raw", "cd" * 32, "cuda", 8192, judge),
+                     JobSettings(PLAN, "parquet", "cd" * 32, "cpu", 256, variants=sources)):
         record = json.loads(json.dumps(settings.to_dict()))
         assert JobSettings.from_dict(record, "test") == settings
         assert not settings.differences(JobSettings.from_dict(record, "test"))
@@ -30,6 +32,16 @@ def test_differences_name_every_field_that_differs():
     other = JobSettings(make_plan(("cat", "dog"), n=21, shard_size=8, seed=3), "parquet", "cd" * 32, "cuda", 8192)
     assert base.differences(other) == ["plan", "device", "generation_chunk"]
     assert base.differences(base) == []
+
+
+@pytest.mark.parametrize("variants", [{"data": "x"}, "x", {"data": "x", "split": "train", "data_sha256": "0",
+                                                            "source_counts": [], "per_image": 1, "strengths": [0.5]},
+                                      {"data": "x", "split": "train", "data_sha256": "0", "source_counts": [3],
+                                       "per_image": 1, "strengths": [1.5]}])
+def test_a_malformed_variants_record_is_an_error_naming_it(variants):
+    record = {**JobSettings(PLAN, "parquet", "cd" * 32, "cpu", 256).to_dict(), "variants": variants}
+    with pytest.raises(GenaugError, match="^somewhere: variants .* \\(expected the sources, count and strengths"):
+        JobSettings.from_dict(record, "somewhere")
 
 
 def test_a_record_without_a_plan_is_an_error_naming_it():

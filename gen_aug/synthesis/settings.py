@@ -58,8 +58,8 @@ class VariantSettings:
                            tuple(float(s) for s in record["strengths"]))
         except (KeyError, TypeError, ValueError):
             settings = None
-        if settings is None or settings.per_image < 1 or not settings.strengths or min(settings.source_counts) < 0 \
-                or not all(0 <= s <= 1 for s in settings.strengths):
+        if settings is None or settings.per_image < 1 or not settings.strengths or \
+                min(settings.source_counts, default=-1) < 0 or not all(0 <= s <= 1 for s in settings.strengths):
             raise GenaugError(f"{where}: variants {record!r:.80} (expected the sources, count and strengths of a "
                               "--variants-of job)")
         return settings
