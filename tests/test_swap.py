@@ -13,10 +13,11 @@ from gen_aug.evaluation.arms import plan_arms, run_arm, sampled_shares
 from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
 from gen_aug.evaluation.evaluate import evaluate
 from gen_aug.evaluation.options import EvaluationOptions
-from gen_aug.evaluation.swap import VariantPool
+from gen_aug.evaluation.swap import VariantPool, VariantProvenance, soft_labels
 from gen_aug.evaluation.wording import verdict_lines
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
+from gen_aug.synthesis.reader import SyntheticImages, load_synthetic
 
 REAL = 50  # real images 0..49; image i has i % 3 + 1 variants, except image 7, which has none
 
@@ -41,7 +42,9 @@ def real_batch(index: torch.Tensor) -> torch.Tensor:
 
 def draw(pool: VariantPool, draws: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     index = torch.arange(draws) % REAL
-    return index, pool.swap(index, real_batch(index), torch.Generator().manual_seed(seed))
+    batch, targets = pool.swap(index, real_batch(index), index % 2, torch.Generator().manual_seed(seed))
+    assert pool.targets is not None or torch.equal(targets, index % 2)  # hard labels stay the real ones
+    return index, batch
 
 
 def test_each_swapped_image_is_a_variant_of_the_drawn_one_at_the_given_rate(pool_parts):
@@ -75,7 +78,7 @@ def test_the_swap_arm_trains_on_the_real_labels_and_at_p_0_is_the_real_arm(pool_
     real = LabelledImages(rng.integers(0, 256, (REAL, 1, 4, 4), dtype=np.uint8), np.arange(REAL) % 2, ("a", "b"),
                           "real")
     options = EvaluationOptions(arms=("real", "variants"), seeds=(0,), steps=4, swap_probability=0.0)
-    (real_plan, swap_plan), _ = plan_arms(options.arms, real, pool_parts[0], options, pool_parts[1])
+    (real_plan, swap_plan), _ = plan_arms(options.arms, real, pool_parts[0], options, provenance(pool_parts[1]))
     assert swap_plan.train is real and swap_plan.swap is not None and "0 to 3 variants with probability 0" in \
         swap_plan.training
     config = ClassifierConfig(steps=4, batch_size=16)
@@ -89,6 +92,35 @@ def test_the_swap_arm_trains_on_the_real_labels_and_at_p_0_is_the_real_arm(pool_
                               swap=dataclasses.replace(swap_plan.swap, probability=1.0).swap, **common)
     assert np.array_equal(plain.predict_proba(real.images), never.predict_proba(real.images))
     assert not np.array_equal(plain.predict_proba(real.images), always.predict_proba(real.images))
+
+
+def provenance(source_index: np.ndarray, mix_classes: bool = False) -> VariantProvenance:
+    return VariantProvenance(source_index, source_index % 2, np.full(len(source_index), 0.5), mix_classes)
+
+
+def test_soft_labels_put_s_to_the_gamma_on_the_rendered_class_and_sum_to_1():
+    targets = soft_labels(np.array([0, 1, 2, 1]), np.array([1, 0, 0, 1]), np.array([0.25, 0.5, 1.0, 0.5]), 0.5, 3)
+    assert np.allclose(targets.sum(axis=1), 1)
+    assert np.allclose(targets[0], [0.5, 0.5, 0]) and np.allclose(targets[1], [0.5 ** 0.5, 1 - 0.5 ** 0.5, 0])
+    assert np.allclose(targets[2], [1, 0, 0]) and np.allclose(targets[3], [0, 1, 0])  # strength 1: all the new class
+
+
+def test_a_soft_pool_gives_swapped_rows_their_soft_label_and_the_rest_one_hot(pool_parts):
+    variants, sources = pool_parts
+    rendered = 1 - variants.labels  # rendered under the other class
+    targets = soft_labels(sources % 2, rendered, np.full(len(sources), 0.25), 1.0, 2)
+    pool = VariantPool.of(variants, sources, REAL, 0.5, targets)
+    index = torch.arange(2000) % REAL
+    batch, labels = pool.swap(index, real_batch(index), index % 2, torch.Generator().manual_seed(0))
+    swapped = batch[:, 0, 1, 1] == 255
+    assert labels.shape == (2000, 2) and torch.allclose(labels.sum(dim=1), torch.ones(2000))
+    own = torch.nn.functional.one_hot(index % 2, 2).float()
+    assert torch.equal(labels[~swapped], own[~swapped])
+    assert torch.allclose(labels[swapped], 0.75 * own[swapped] + 0.25 * (1 - own[swapped]))
+    config = ClassifierConfig(steps=3, batch_size=16)
+    real = LabelledImages(np.zeros((REAL, 1, 4, 4), np.uint8), np.arange(REAL) % 2, ("a", "b"), "real")
+    trained = train_classifier(real.images, real.labels, 2, config, seed=0, device="cpu", swap=pool.swap)
+    assert trained.predict_proba(real.images).shape == (REAL, 2)  # the soft cross-entropy trains
 
 
 def test_the_variants_arm_needs_a_variant_output():
@@ -119,3 +151,28 @@ def test_evaluate_runs_the_variants_arms_on_a_variant_output(ray_local, digits_c
     other = dataclasses.replace(options, real="builtin:digits?limit_per_class=5", report=str(tmp_path / "other"))
     with pytest.raises(GenaugError, match=r"variants of builtin:digits\?split=train&limit_per_class=6, sha256"):
         evaluate(other)
+    wrong = dataclasses.replace(options, arms=("real", "class-mix"), report=str(tmp_path / "wrong"))
+    with pytest.raises(GenaugError, match=r"^--arms class-mix: --synthetic holds same-class variants"):
+        evaluate(wrong)
+
+
+@pytest.mark.ray
+def test_evaluate_runs_the_class_mix_arms_on_a_mixed_output(ray_local, digits_cdm_snapshot, tmp_path):
+    spec = "builtin:digits?limit_per_class=6"
+    synthesize(SynthesisOptions(digits_cdm_snapshot, str(tmp_path / "mix"), n=None, variants_of=spec, per_image=9,
+                                strength=(0.7,), mix_classes=True, workers=1, progress=False))
+    columns = SyntheticImages(str(tmp_path / "mix")).columns(("source_index", "source_label"))
+    mixed = load_synthetic(str(tmp_path / "mix"), load_data(spec).class_names)
+    assert (mixed.labels != columns["source_label"]).all()  # every variant under another class
+    assert np.array_equal(np.bincount(mixed.labels), np.full(10, 6 * 9))  # 10 classes of 6: each gets 54
+    options = EvaluationOptions(real=spec, synthetic=str(tmp_path / "mix"), report=str(tmp_path / "report"),
+                                arms=("real", "classical", "class-mix", "classical+class-mix"), seeds=(0,), steps=10,
+                                sample_size=50, mix_gamma=0.5)
+    result, folder = evaluate(options)
+    arms = {arm.name: arm for arm in result.arms}
+    assert "9 other-class variants with probability 0.5, soft-labelled (1 - s^0.5)" in arms["class-mix"].training
+    assert arms["class-mix"].class_counts == arms["real"].class_counts
+    assert json.loads((folder / "report.json").read_text())["inputs"]["mix_gamma"] == 0.5
+    wrong = dataclasses.replace(options, arms=("real", "variants"), report=str(tmp_path / "wrong"))
+    with pytest.raises(GenaugError, match=r"^--arms variants: --synthetic holds variants under other classes"):
+        evaluate(wrong)

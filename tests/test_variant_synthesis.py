@@ -18,7 +18,7 @@ from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.plan import Plan
 from gen_aug.synthesis.reader import SyntheticImages
 from gen_aug.synthesis.settings import VARIANT_COLUMNS, VariantSettings
-from gen_aug.synthesis.variant_job import variant_rows
+from gen_aug.synthesis.variant_job import VariantTable, variant_rows
 from gen_aug.synthesis.verify import verify
 
 DIGITS = "builtin:digits"  # its train split: 1,442 8x8 images of 10 classes
@@ -55,6 +55,23 @@ def test_every_source_gets_each_variant_at_each_strength_once_under_its_own_clas
     assert (rows["source_label"] == plan.labels(0, plan.n)).all() and (rows["source_label"] == labels[rows["source_index"]]).all()
     pieces = [variant_rows(plan, variants, labels, s.start, s.stop) for s in plan.shards()]
     assert (np.concatenate([p["source_index"] for p in pieces]) == rows["source_index"]).all()  # a row is its index alone
+
+
+def test_mixed_variants_go_to_every_other_class_in_turn_each_row_once():
+    labels = np.array([2, 0, 2, 1, 2, 0])
+    variants = VariantSettings("x", "train", "0" * 64, (2, 1, 3), per_image=4, strengths=(0.5,), mix_classes=True)
+    counts = tuple(int(c) for c in VariantTable.of(variants, labels).counts())
+    assert sum(counts) == 24
+    plan = Plan(seed=0, shard_size=5, class_names=("a", "b", "c"), class_counts=counts)
+    rows = variant_rows(plan, variants, labels, 0, plan.n)
+    rendered = plan.labels(0, plan.n)
+    assert sorted(zip(rows["source_index"], rows["variant"])) == [(s, v) for s in range(6) for v in range(4)]
+    assert (rows["source_label"] == labels[rows["source_index"]]).all() and (rendered != rows["source_label"]).all()
+    for source in range(6):  # 4 variants over the 2 other classes: each twice
+        mine = rendered[rows["source_index"] == source]
+        assert sorted(np.bincount(mine, minlength=3)) == [0, 2, 2], (source, mine)
+    sources = np.array([2, 1, 3])  # class j gets half of each other class's 4 variants per source
+    assert counts == tuple(int(4 // 2 * (sources.sum() - sources[j])) for j in range(3)) == (8, 10, 6)
 
 
 def test_rows_record_their_source_and_strength_0_is_the_source_image(one_worker_run):

@@ -5,7 +5,9 @@ augmentation on the fly. synthetic: real + synthetic as the mix says. classical+
 top-up: real + synthetic filling every class to the largest class's real count, nothing more.
 pretrain: synthetic for half the steps, then real for the other half. reweighted: real train
 drawn class-balanced. variants: real train with each drawn image swapped for one of its own variants
-(synthesize --variants-of) with probability p; classical+variants: the same under strong augmentation. The classical arms draw class-balanced too where their set is imbalanced.
+(synthesize --variants-of) with probability p; classical+variants: the same under strong augmentation;
+class-mix and classical+class-mix: the same with variants rendered under other classes (--mix-classes),
+soft-labelled. The classical arms draw class-balanced too where their set is imbalanced.
 TSTR (synthetic only) is run the same way. Every arm is paired by seed with real and classical.
 """
 
@@ -22,11 +24,11 @@ from gen_aug.evaluation.augment import ClassicalAugment
 from gen_aug.evaluation.classifier import REFERENCE_SEED, ClassifierConfig, train_classifier
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
 from gen_aug.errors import GenaugError
-from gen_aug.evaluation.options import METRICS, VARIANT_ARMS, EvaluationOptions
+from gen_aug.evaluation.options import CLASS_MIX_ARMS, METRICS, VARIANT_ARMS, EvaluationOptions
 from gen_aug.evaluation.result import ArmSummary, Mixing, Score
 from gen_aug.evaluation.scores import per_class_recall, scores
 from gen_aug.evaluation.statistics import paired_difference
-from gen_aug.evaluation.swap import VariantPool
+from gen_aug.evaluation.swap import VariantPool, VariantProvenance, soft_labels
 
 POLICY_NAMES = {"trivialaugment": "TrivialAugmentWide", "randaugment": "RandAugment"}
 
@@ -44,10 +46,10 @@ class ArmPlan:
 
 def plan_arms(
     names: Sequence[str], real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions,
-    variant_sources: np.ndarray | None = None,
+    variant_sources: VariantProvenance | None = None,
 ) -> tuple[list[ArmPlan], Mixing]:
-    """The plans of the named arms, in order, and the mix the synthetic arms use; `variant_sources`: the real train
-    image each synthetic one is a variant of, for the variants arms."""
+    """The plans of the named arms, in order, and the mix the synthetic arms use; `variant_sources`: the source of
+    each synthetic image, for the variants arms."""
     mixing = mixing_record(real_train, synthetic, options.mix_ratio, options.mix, options.real_share)
     mixed = mix_real_synthetic(real_train, synthetic, options.mix_ratio, seed=REFERENCE_SEED,
                                real_share=options.real_share, mix=options.mix)
@@ -68,22 +70,38 @@ def plan_arms(
         "reweighted": ArmPlan("reweighted", real_train, f"{real_words}, class-balanced", balanced=True),
     }
     if any(name in VARIANT_ARMS for name in names):
-        plans.update(_variant_plans(real_train, synthetic, options, variant_sources, real_words, strong))
+        plans.update(_variant_plans(names, real_train, synthetic, options, variant_sources, real_words, strong))
     return [plans[name] for name in names], mixing
 
 
-def _variant_plans(real_train: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions,
-                   variant_sources: np.ndarray | None, real_words: str, strong: str) -> dict[str, ArmPlan]:
-    if variant_sources is None:
+def _variant_plans(names: Sequence[str], real_train: LabelledImages, synthetic: LabelledImages,
+                   options: EvaluationOptions, provenance: VariantProvenance | None, real_words: str,
+                   strong: str) -> dict[str, ArmPlan]:
+    if provenance is None:
         raise GenaugError(f"--arms {','.join(options.arms)}: the variants arms need variants of the real train images "
                           "(expected --synthetic from genaug synthesize --variants-of)")
-    pool = VariantPool.of(synthetic, variant_sources, len(real_train.images), options.swap_probability)
+    wanted, other = (CLASS_MIX_ARMS, "variants") if provenance.mix_classes else (("variants", "classical+variants"),
+                                                                                 "class-mix")
+    refused = [name for name in names if name in VARIANT_ARMS and name not in wanted]
+    if refused:
+        held = "variants under other classes (--mix-classes)" if provenance.mix_classes else "same-class variants"
+        raise GenaugError(f"--arms {refused[0]}: --synthetic holds {held} (expected the {other} arms for them, or an "
+                          f"output {'without' if provenance.mix_classes else 'with'} --mix-classes)")
+    targets = None
+    if provenance.mix_classes:
+        targets = soft_labels(provenance.source_label, synthetic.labels, provenance.strength, options.mix_gamma,
+                              real_train.num_classes)
+    pool = VariantPool.of(synthetic, provenance.source_index, len(real_train.images), options.swap_probability,
+                          targets)
     fewest, most = pool.variants_per_image()
     each = f"{fewest}" if fewest == most else f"{fewest} to {most}"
-    words = (f"{real_words}, each drawn image swapped for one of its {each} variants with probability "
+    kind = " other-class" if provenance.mix_classes else ""
+    words = (f"{real_words}, each drawn image swapped for one of its {each}{kind} variants with probability "
              f"{options.swap_probability:g}")
-    return {"variants": ArmPlan("variants", real_train, words, swap=pool),
-            "classical+variants": _classical(ArmPlan("classical+variants", real_train, words, swap=pool), strong)}
+    if provenance.mix_classes:
+        words += f", soft-labelled (1 - s^{options.mix_gamma:g}) its class + s^{options.mix_gamma:g} the other"
+    return {wanted[0]: ArmPlan(wanted[0], real_train, words, swap=pool),
+            wanted[1]: _classical(ArmPlan(wanted[1], real_train, words, swap=pool), strong)}
 
 
 def _classical(plan: ArmPlan, strong: str) -> ArmPlan:
@@ -161,7 +179,7 @@ def run_arms(
     device=None,
     log: Callable[[str], None] = lambda message: None,
     progress: bool = True,
-    variant_sources: np.ndarray | None = None,
+    variant_sources: VariantProvenance | None = None,
 ) -> tuple[ArmSummary, Mixing, tuple[ArmSummary, ...]]:
     """(TSTR, the mix, every arm of `options.arms`), each arm paired with real and classical."""
     plans, mixing = plan_arms(options.arms, real_train, synthetic, options, variant_sources)

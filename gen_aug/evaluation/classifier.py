@@ -118,7 +118,7 @@ def train_classifier(
     balanced: bool = False,
     start: Classifier | None = None,
     progress: str | None = None,
-    swap: Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    swap: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple] | None = None,
 ) -> Classifier:
     """Train a classifier on uint8 (N, C, H, W) images for exactly `config.steps` steps.
 
@@ -127,7 +127,8 @@ def train_classifier(
     run with it sees the same initial weights and batches as one without. `balanced` draws each
     batch with replacement, every class equally often; `start` fine-tunes a copy of a trained
     classifier instead of a fresh `network`; `progress` names a tqdm bar on stderr. `swap(index, batch,
-    generator)` may replace drawn images (by their index) before augmentation, from a generator of its own too.
+    labels, generator)` may replace drawn images (by their index) before augmentation, from a generator of its own
+    too, and returns (images, targets): the labels, or soft labels (B, classes) for the cross-entropy.
     """
     _check_training_set(images, labels, num_classes)
     device = torch.device(device) if device is not None else default_device()
@@ -149,11 +150,12 @@ def train_classifier(
                  leave=False, mininterval=1.0)
     for _ in steps:
         index = next(batches).to(device)
-        batch = all_images[index] if swap is None else swap(index, all_images[index], swap_generator)
+        batch, target = all_images[index], all_labels[index]  # target: class numbers, or (B, classes) soft labels
+        batch, target = (batch, target) if swap is None else swap(index, batch, target, swap_generator)
         batch = batch if augment is None else augment(batch, augment_generator)
         batch = random_shift(to_float(batch), max_shift_px, generator)
         with training_precision(network, device):
-            loss = nn.functional.cross_entropy(model(batch).float(), all_labels[index])
+            loss = nn.functional.cross_entropy(model(batch).float(), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

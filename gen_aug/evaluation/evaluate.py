@@ -10,7 +10,7 @@ from typing import Callable
 from gen_aug.data import DataSpec, LabelledImages, load_data, parse_spec
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.mixing import check_compatible
-from gen_aug.evaluation.options import VARIANT_ARMS, EvaluationOptions
+from gen_aug.evaluation.options import CLASS_MIX_ARMS, VARIANT_ARMS, EvaluationOptions
 from gen_aug.evaluation.result import EvaluationResult
 
 
@@ -79,6 +79,8 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
         inputs["test"] = options.test
     if any(arm in VARIANT_ARMS for arm in options.arms):  # likewise
         inputs["swap_probability"] = options.swap_probability
+    if any(arm in CLASS_MIX_ARMS for arm in options.arms):
+        inputs["mix_gamma"] = options.mix_gamma
     return inputs
 
 
@@ -123,9 +125,9 @@ def evaluate(
 
 
 def variant_sources(options: EvaluationOptions, real_train: LabelledImages):
-    """For the variants arms: the real train image each synthetic one is a variant of; None where no arm needs it
-    or the output holds no variants (the arms then say so)."""
-    from gen_aug.evaluation.swap import check_variants_of
+    """For the variants arms: each synthetic image's source (real train image, its class, the strength); None where
+    no arm needs it or the output holds no variants (the arms then say so)."""
+    from gen_aug.evaluation.swap import VariantProvenance, check_variants_of
     from gen_aug.synthesis.reader import SyntheticImages
 
     if not any(arm in VARIANT_ARMS for arm in options.arms):
@@ -135,7 +137,9 @@ def variant_sources(options: EvaluationOptions, real_train: LabelledImages):
     if variants is None:
         return None
     check_variants_of(variants.to_dict(), real_train, options.synthetic)
-    return reader.columns(("source_index",))["source_index"]
+    columns = reader.columns(("source_index", "source_label", "strength"))
+    return VariantProvenance(columns["source_index"], columns["source_label"], columns["strength"],
+                             variants.mix_classes)
 
 
 def _check_report_outside(report_dir: Path, synthetic: str) -> None:

@@ -48,12 +48,12 @@ def evaluate_images(
     cache_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = lambda message: None,
     progress: bool = True,
-    variant_sources: np.ndarray | None = None,
+    variant_sources: VariantProvenance | None = None,
 ) -> EvaluationResult:
     """Every metric of `synthetic` against the real data (what report.json holds, less its inputs).
 
-    `variant_sources`: for a --variants-of output, the real train image each synthetic one varies (the
-    variants arms swap them in).
+    `variant_sources`: for a --variants-of output, each synthetic image's source real train image, class and
+    strength (the variants arms swap them in).
 
     `options` gives seeds, arms and mix (its data specs are not read); `config` the classifier,
     by default the options' steps. Distances use at most `sample_size` images of each set, drawn

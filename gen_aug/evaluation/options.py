@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 # Every arm trains the same classifier for the same steps on its own training set; see arms.py.
 ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted", "variants",
-        "classical+variants")
-VARIANT_ARMS = ("variants", "classical+variants")  # they need a --variants-of output of the real train split
+        "classical+variants", "class-mix", "classical+class-mix")
+CLASS_MIX_ARMS = ("class-mix", "classical+class-mix")  # they need a --variants-of --mix-classes output
+VARIANT_ARMS = ("variants", "classical+variants", *CLASS_MIX_ARMS)  # a --variants-of output of the real train split
 DEFAULT_ARMS = ("real", "classical", "synthetic", "classical+synthetic")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 CLASSIFIERS = ("small-cnn", "resnet18")
@@ -44,6 +45,7 @@ class EvaluationOptions:
     policy: Literal["trivialaugment", "randaugment"] = "trivialaugment"  # the classical arms' torchvision policy
     flip: bool = False  # classical arms flip images left-right: only where the domain allows it
     swap_probability: float = 0.5  # variants arms: the chance a drawn real image is replaced by one of its variants
+    mix_gamma: float = 0.5  # class-mix arms: a variant at strength s is labelled s^gamma its rendered class, the rest its own
     sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
     k: int = 3  # neighbours for precision/recall
     device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
@@ -56,6 +58,7 @@ class EvaluationOptions:
         require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")
         require(self.mix_ratio >= 0, "mix_ratio", self.mix_ratio, "0 or more")
         require(0 <= self.swap_probability <= 1, "swap_probability", self.swap_probability, "a probability, 0 to 1")
+        require(0 < self.mix_gamma <= 10, "mix_gamma", self.mix_gamma, "above 0, at most 10")
         require(all(arm in ARMS for arm in self.arms) and len(set(self.arms)) == len(self.arms), "arms",
                 list(self.arms), f"each at most once of {', '.join(ARMS)}")
         require("real" in self.arms, "arms", list(self.arms), "'real' among them: every arm is paired with it")

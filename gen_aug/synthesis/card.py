@@ -99,8 +99,10 @@ def _body(settings: JobSettings, manifest: dict) -> list[str]:
               f"{settings.filter.min_confidence:g} sure of (its `latent_index` column).")
     if settings.variants is not None:
         variants = settings.variants
+        under = "another class than its own" if variants.mix_classes else "its class"
         origin = (f"Each is a variant of a real image of {_cell(variants.data)} (sha256 `{variants.data_sha256[:16]}`), "
-                  f"noised and denoised under its class at strength {', '.join(f'{s:g}' for s in variants.strengths)}, "
+                  f"noised and denoised under {under} at strength "
+                  f"{', '.join(f'{s:g}' for s in variants.strengths)}, "
                   f"{variants.per_image} per image and strength; its `source_split`, `source_index`, `source_label`, "
                   "`variant` and `strength` columns say which.")
     lines = [

@@ -48,9 +48,13 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--strength", "strength_text", default="0.5", show_default=True, metavar="S[,S...]",
               help="With --variants-of: the share of the sampler's path each variant runs (0: the real image, "
                    "1: from noise); several give K variants at each.")
+@click.option("--mix-classes", is_flag=True,
+              help="With --variants-of: render each variant under another class than its source's, every other "
+                   "class in turn (soft-labelled by the class-mix arms).")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
                        workers, encode_processes, image_format, address, worker_start_timeout_s, resume, overwrite,
-                       card, min_confidence, steps, guidance, variants_of, per_image, strength_text):
+                       card, min_confidence, steps, guidance, variants_of, per_image, strength_text,
+                       mix_classes):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -62,7 +66,8 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     latent used is stored with each image and the manifest records the acceptance rates.
     With --variants-of (cdm snapshots), each real image of the spec's split is noised part of
     the way and denoised under its class, K times at each strength; every row records its
-    source (split, index, class), variant and strength, and the manifest the sources' sha256.
+    source (split, index, class), variant and strength, and the manifest the sources' sha256;
+    --mix-classes renders each under another class than its source's instead.
 
     \b
     Examples:
@@ -88,6 +93,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         worker_start_timeout_s=worker_start_timeout_s, resume=resume,
         overwrite=overwrite, card=card, min_confidence=min_confidence, steps=steps, guidance=guidance,
         variants_of=variants_of, per_image=per_image, strength=parse_strengths(strength_text),
+        mix_classes=mix_classes,
     )
     click.echo(describe_manifest(synthesize(options), out))
 

@@ -51,6 +51,7 @@ class SynthesisOptions:
     variants_of: str | None = None
     per_image: int = 10  # variants of each source image at each strength
     strength: tuple[float, ...] = (0.5,)  # shares of the sampler's path a variant runs: 0 the source, 1 from noise
+    mix_classes: bool = False  # render each variant under another class than its source's (class-mix arms)
 
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
@@ -84,6 +85,9 @@ def check_options(options: SynthesisOptions) -> None:
         raise GenaugError("synthesize: model and out are both needed (expected --model SNAPSHOT --out DIR)")
     if options.resume and options.overwrite:
         raise GenaugError("--resume and --overwrite: both given (expected at most one)")
+    if options.mix_classes and options.variants_of is None:
+        raise GenaugError("--mix-classes without --variants-of (expected --variants-of SPEC: it renders variants of "
+                          "real images under other classes)")
     if options.gpus and options.address is None and not torch.cuda.is_available() and not _ray_already_here():
         raise no_gpus_error(options)  # the private Ray would see the same: say so before it starts
     if options.gpus and options.workers is not None:

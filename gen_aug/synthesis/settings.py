@@ -46,6 +46,7 @@ class VariantSettings:
     source_counts: tuple[int, ...]  # source images of each class
     per_image: int  # variants of each source image at each strength
     strengths: tuple[float, ...]  # shares of the sampler's path each variant runs
+    mix_classes: bool = False  # each rendered under another class than its source's (variant_job.py says which)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "source_counts": list(self.source_counts), "strengths": list(self.strengths)}
@@ -55,10 +56,10 @@ class VariantSettings:
         try:
             settings = cls(str(record["data"]), str(record["split"]), str(record["data_sha256"]),
                            tuple(int(c) for c in record["source_counts"]), int(record["per_image"]),
-                           tuple(float(s) for s in record["strengths"]))
+                           tuple(float(s) for s in record["strengths"]), record.get("mix_classes", False))
         except (KeyError, TypeError, ValueError):
             settings = None
-        if settings is None or settings.per_image < 1 or not settings.strengths or \
+        if settings is None or not isinstance(settings.mix_classes, bool) or settings.per_image < 1 or not settings.strengths or \
                 min(settings.source_counts, default=-1) < 0 or not all(0 <= s <= 1 for s in settings.strengths):
             raise GenaugError(f"{where}: variants {record!r:.80} (expected the sources, count and strengths of a "
                               "--variants-of job)")

@@ -1,10 +1,15 @@
 """--variants-of: a synthesis job whose images are variants of real ones, each row naming its source.
 
-The plan's class counts are the sources' times the variants per image times the strengths, so every
-class keeps its real share. Row g takes its label from the plan as in any job; its rank among its
-class's rows picks (strength, variant, source): a class's sources go round fastest, then the
-variant numbers, then the strengths. So a row's image depends on its index alone, as an image from
-noise does, and every shard holds close to the job's class mix.
+Every (strength, variant, source) of a job is one row, rendered under the source's own class or,
+with --mix-classes, under another class (Diff-Mix's inter-class variants): variant v of the q-th
+source of class i goes to the ((q + v) mod (C - 1))-th class other than i, so each source's
+variants and each class's sources spread evenly over the other classes. The plan's class counts
+are the rows rendered under each class; without mixing, the sources' times the variants per image
+times the strengths, so every class keeps its real share. Row g takes its label from the plan as
+in any job; its rank among its class's rows picks the (strength, variant, source) of that class,
+sources going round fastest, then the variant numbers, then the strengths. So a row's image
+depends on its index alone, as an image from noise does, and every shard holds close to the job's
+class mix.
 """
 
 from __future__ import annotations
@@ -48,36 +53,72 @@ def plan_variants(options, snapshot, shard_size: int) -> tuple[Plan, VariantSett
     sources = load_data(spec)
     require_snapshot_data(sources, snapshot.meta, f"--variants-of {options.variants_of!r}")
     source_counts = tuple(int(c) for c in sources.class_counts())
+    if options.mix_classes and len(source_counts) < 2:
+        raise GenaugError(f"--mix-classes: {options.variants_of!r} has {len(source_counts)} class (expected 2 or more "
+                          "to render one under another)")
     repeats = options.per_image * len(options.strength)
-    counts = tuple(repeats * c for c in source_counts)
+    settings = VariantSettings(sources.description, spec.split, sources.fingerprint, source_counts,
+                               options.per_image, tuple(options.strength), options.mix_classes)
+    counts = tuple(int(c) for c in VariantTable.of(settings, sources.labels).counts())
     if options.n is not None and options.n != sum(counts):
         raise GenaugError(
             f"--n {options.n} and --variants-of: disagree ({len(sources.labels):,} source images x {repeats} make "
             f"{sum(counts):,}; expected --n left out or equal)"
         )
     check_size(sum(counts), shard_size)
-    settings = VariantSettings(sources.description, spec.split, sources.fingerprint, source_counts,
-                               options.per_image, tuple(options.strength))
     plan = Plan(options.seed, shard_size, sources.class_names, counts)
     return plan, settings, VariantSources(sources.images, sources.labels)
 
 
+def rendered_classes(source_labels: np.ndarray, per_image: int, num_classes: int, mix_classes: bool) -> np.ndarray:
+    """int64 (per_image, N): the class variant v of source n is rendered under; its own, or another in turn."""
+    labels = np.asarray(source_labels, dtype=np.int64)
+    if not mix_classes:
+        return np.broadcast_to(labels, (per_image, len(labels)))
+    counts = np.bincount(labels, minlength=num_classes)
+    ranks = np.empty(len(labels), dtype=np.int64)  # each source's place among its class's sources, in split order
+    ranks[np.argsort(labels, kind="stable")] = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)
+    offset = (ranks[None, :] + np.arange(per_image)[:, None]) % (num_classes - 1)
+    return offset + (offset >= labels[None, :])  # skip the source's own class
+
+
+@dataclass(frozen=True)
+class VariantTable:
+    """Every (strength, variant, source) of a job as one number, strength slowest and source fastest, grouped by the
+    class it is rendered under: the class-j row of rank r makes entry entries[first[j] + r]."""
+
+    entries: np.ndarray  # int64: strength_index x (per_image x N) + variant x N + source index
+    first: np.ndarray  # int64 (C + 1,)
+    sources: int  # N
+
+    @classmethod
+    def of(cls, variants: VariantSettings, source_labels: np.ndarray) -> "VariantTable":
+        num_classes = len(variants.source_counts)
+        rendered = rendered_classes(source_labels, variants.per_image, num_classes, variants.mix_classes)
+        rendered = np.tile(rendered.reshape(-1), len(variants.strengths))
+        order = np.argsort(rendered, kind="stable")
+        first = np.concatenate([[0], np.cumsum(np.bincount(rendered, minlength=num_classes))])
+        return cls(order.astype(np.int64), first, len(source_labels))
+
+    def counts(self) -> np.ndarray:
+        """Rows rendered under each class."""
+        return np.diff(self.first)
+
+
 def variant_rows(plan: Plan, variants: VariantSettings, source_labels: np.ndarray, start: int,
-                 stop: int) -> dict[str, np.ndarray]:
+                 stop: int, table: VariantTable | None = None) -> dict[str, np.ndarray]:
     """The provenance of rows start..stop-1, as the columns stored beside them (the `label` column says which class
-    each was rendered under)."""
-    labels = plan.labels(start, stop)
-    ranks = plan.class_ranks(start, stop)
-    counts = np.asarray(variants.source_counts, dtype=np.int64)[labels]
-    order = np.argsort(source_labels, kind="stable")  # each class's sources, in split order
-    first_of_class = np.cumsum(variants.source_counts) - np.asarray(variants.source_counts)
-    source_index = order[first_of_class[labels] + ranks % counts]
+    each was rendered under); `table`: the job's VariantTable, where it is kept between calls."""
+    table = VariantTable.of(variants, source_labels) if table is None else table
+    entry = table.entries[table.first[plan.labels(start, stop)] + plan.class_ranks(start, stop)]
+    source_index = entry % table.sources
+    per_strength = variants.per_image * table.sources
     return {
-        "source_split": np.full(len(labels), variants.split, dtype=object),
+        "source_split": np.full(len(entry), variants.split, dtype=object),
         "source_index": source_index.astype(np.int64),
         "source_label": np.asarray(source_labels, dtype=np.int64)[source_index],
-        "variant": (ranks // counts) % variants.per_image,
-        "strength": np.asarray(variants.strengths, dtype=np.float64)[ranks // (counts * variants.per_image)],
+        "variant": (entry % per_strength) // table.sources,
+        "strength": np.asarray(variants.strengths, dtype=np.float64)[entry // per_strength],
     }
 
 
@@ -88,9 +129,10 @@ class VariantImages:
                  device: torch.device):
         check_can_vary(model, "variants")
         self.model, self.plan, self.variants, self.sources, self.device = model, plan, variants, sources, device
+        self.table = VariantTable.of(variants, sources.labels)
 
     def fill(self, shard: Shard, out: torch.Tensor) -> tuple[dict[str, np.ndarray], None]:
-        columns = variant_rows(self.plan, self.variants, self.sources.labels, shard.start, shard.stop)
+        columns = variant_rows(self.plan, self.variants, self.sources.labels, shard.start, shard.stop, self.table)
         labels = self.plan.labels(shard.start, shard.stop)
         for strength in self.variants.strengths:
             rows = np.flatnonzero(columns["strength"] == strength)
