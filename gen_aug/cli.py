@@ -231,6 +231,9 @@ def _arm_list(ctx, param, value):
 @click.option("--swap-probability", type=click.FloatRange(0, 1), default=EvaluationOptions.swap_probability,
               show_default=True, metavar="P",
               help="Variants arms: the chance each drawn real image is replaced by one of its own variants.")
+@click.option("--mix-gamma", type=click.FloatRange(0, 10, min_open=True), default=EvaluationOptions.mix_gamma,
+              show_default=True, metavar="GAMMA",
+              help="class-mix arms: a variant at strength s is labelled s^GAMMA its rendered class, the rest its own.")
 @click.option("--policy", type=click.Choice(["trivialaugment", "randaugment"]), default=EvaluationOptions.policy,
               show_default=True, help="The classical arms' torchvision policy, after a random resized crop.")
 @click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
@@ -242,7 +245,8 @@ def _arm_list(ctx, param, value):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EvaluationOptions.device,
               show_default=True)
 def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifier, metric, seeds, steps, mix,
-                     mix_ratio, real_share, swap_probability, policy, flip, sample_size, k, device):
+                     mix_ratio, real_share, swap_probability, mix_gamma, policy, flip, sample_size, k,
+                     device):
     """Measure synthetic images against real ones and against classical augmentation; write report.md and figures.
 
     A classifier trained on the real train split (cached) judges class consistency, gives the
@@ -260,13 +264,15 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
           --classifier resnet18 --seeds 0,1,2,3,4 --device cuda
       genaug evaluate --real builtin:digits --test 'folder:scans/?resolution=8&channels=1' --synthetic synth/
       genaug evaluate --real builtin:digits --synthetic var/ --arms real,classical,variants,classical+variants
+      genaug evaluate --real builtin:digits --synthetic mixed/ --arms real,classical,class-mix --mix-gamma 0.5
     """
     from gen_aug.evaluation.evaluate import describe_evaluation, evaluate
 
     options = EvaluationOptions(
         real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
         classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share,
-        swap_probability=swap_probability, policy=policy, flip=flip, sample_size=sample_size, k=k, device=device,
+        swap_probability=swap_probability, mix_gamma=mix_gamma, policy=policy, flip=flip, sample_size=sample_size,
+        k=k, device=device,
     )
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))
