@@ -66,6 +66,12 @@ def checked(kind, value, what: str):
                 raise GenaugError(f"{what}: {len(value):,} items (expected at most {MAX_LIST_ITEMS:,})")
             item_kind = typing.get_args(option)[0]
             return tuple(checked(item_kind, item, f"{what}: item {shown(item)}") for item in value)
+        if typing.get_origin(option) is dict and isinstance(value, Mapping):
+            if len(value) > MAX_LIST_ITEMS:
+                raise GenaugError(f"{what}: {len(value):,} keys (expected at most {MAX_LIST_ITEMS:,})")
+            key_kind, item_kind = typing.get_args(option)
+            return {checked(key_kind, key, f"{what}: key {shown(key)}"): checked(item_kind, item, f"{what}: {key}")
+                    for key, item in value.items()}
         if typing.get_origin(option) is typing.Literal and value in typing.get_args(option):
             return value
         if option is bool and isinstance(value, bool):
@@ -85,6 +91,8 @@ def _type_name(kind) -> str:
     if typing.get_origin(kind) is tuple:
         item = typing.get_args(kind)[0]
         return "a list of " + {int: "whole numbers", float: "numbers", str: "strings"}.get(item, str(item))
+    if typing.get_origin(kind) is dict:
+        return "a table of " + _type_name(typing.get_args(kind)[1])
     return {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))
 
 

@@ -186,6 +186,18 @@ def _seed_list(ctx, param, value):
     return seeds
 
 
+def _tune_grid(ctx, param, value):
+    """('swap_probability=0.3,0.5',) -> {'swap_probability': (0.3, 0.5)}, for --tune; None when not given."""
+    grid = {}
+    for item in value:
+        key, _, values = item.partition("=")
+        try:
+            grid[key.strip()] = tuple(float(number) for number in values.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} (expected SETTING=V,V,..., e.g. swap_probability=0.3,0.5)") from None
+    return grid or None
+
+
 def _arm_list(ctx, param, value):
     """'real,classical' -> ('real', 'classical'), for --arms."""
     from gen_aug.evaluation.options import ARMS
@@ -209,8 +221,8 @@ def _arm_list(ctx, param, value):
 @click.option("--report", "report_dir", metavar="DIR", help="Report folder [default: OUT-report].")
 @click.option("--arms", callback=_arm_list, default=",".join(EvaluationOptions.arms), show_default=True,
               metavar="ARM,...", help="Training sets to compare: real, classical, synthetic, classical+synthetic, "
-                                      "top-up, pretrain, reweighted; variants, classical+variants with a "
-                                      "--variants-of output.")
+                                      "top-up, pretrain, reweighted, distill (with classical, its teacher); variants, "
+                                      "classical+variants (class-mix, classical+class-mix) with a --variants-of output.")
 @click.option("--classifier", type=click.Choice(["small-cnn", "resnet18"]), default=EvaluationOptions.classifier,
               show_default=True, help="Every arm's network; resnet18 is ResNet-18 with a 3x3 stem, untrained.")
 @click.option("--metric", type=click.Choice(["accuracy", "balanced_accuracy", "macro_f1", "auc"]),
@@ -234,6 +246,9 @@ def _arm_list(ctx, param, value):
 @click.option("--mix-gamma", type=click.FloatRange(0, 10, min_open=True), default=EvaluationOptions.mix_gamma,
               show_default=True, metavar="GAMMA",
               help="class-mix arms: a variant at strength s is labelled s^GAMMA its rendered class, the rest its own.")
+@click.option("--tune", "tune", multiple=True, callback=_tune_grid, metavar="SETTING=V,V,...",
+              help="Choose a setting on validation (swap_probability, mix_gamma, mix_ratio; repeatable).")
+@click.option("--validation", metavar="SPEC", help="The set --tune scores on [default: --real's val split].")
 @click.option("--policy", type=click.Choice(["trivialaugment", "randaugment"]), default=EvaluationOptions.policy,
               show_default=True, help="The classical arms' torchvision policy, after a random resized crop.")
 @click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
@@ -245,8 +260,8 @@ def _arm_list(ctx, param, value):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=EvaluationOptions.device,
               show_default=True)
 def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifier, metric, seeds, steps, mix,
-                     mix_ratio, real_share, swap_probability, mix_gamma, policy, flip, sample_size, k,
-                     device):
+                     mix_ratio, real_share, swap_probability, mix_gamma, tune, validation, policy, flip,
+                     sample_size, k, device):
     """Measure synthetic images against real ones and against classical augmentation; write report.md and figures.
 
     A classifier trained on the real train split (cached) judges class consistency, gives the
@@ -265,14 +280,16 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
       genaug evaluate --real builtin:digits --test 'folder:scans/?resolution=8&channels=1' --synthetic synth/
       genaug evaluate --real builtin:digits --synthetic var/ --arms real,classical,variants,classical+variants
       genaug evaluate --real builtin:digits --synthetic mixed/ --arms real,classical,class-mix --mix-gamma 0.5
+      genaug evaluate --real 'npz:../shared/data/breastmnist/breastmnist.npz' --synthetic synth/ \\
+          --arms real,classical,distill --tune mix_ratio=0.5,1,2 --metric balanced_accuracy
     """
     from gen_aug.evaluation.evaluate import describe_evaluation, evaluate
 
     options = EvaluationOptions(
         real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
         classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share,
-        swap_probability=swap_probability, mix_gamma=mix_gamma, policy=policy, flip=flip, sample_size=sample_size,
-        k=k, device=device,
+        swap_probability=swap_probability, mix_gamma=mix_gamma, tune=tune, validation=validation, policy=policy,
+        flip=flip, sample_size=sample_size, k=k, device=device,
     )
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))

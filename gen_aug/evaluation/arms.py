@@ -7,7 +7,9 @@ pretrain: synthetic for half the steps, then real for the other half. reweighted
 drawn class-balanced. variants: real train with each drawn image swapped for one of its own variants
 (synthesize --variants-of) with probability p; classical+variants: the same under strong augmentation;
 class-mix and classical+class-mix: the same with variants rendered under other classes (--mix-classes),
-soft-labelled. The classical arms draw class-balanced too where their set is imbalanced.
+soft-labelled. distill: classical's recipe on real + synthetic, the synthetic images labelled by the same
+seed's classical classifier's probabilities. The classical arms draw class-balanced too where their set is
+imbalanced.
 TSTR (synthetic only) is run the same way. Every arm is paired by seed with real and classical.
 """
 
@@ -21,7 +23,8 @@ import numpy as np
 
 from gen_aug.data import LabelledImages
 from gen_aug.evaluation.augment import ClassicalAugment
-from gen_aug.evaluation.classifier import REFERENCE_SEED, ClassifierConfig, train_classifier
+from gen_aug.evaluation.classifier import REFERENCE_SEED, Classifier, ClassifierConfig, train_classifier
+from gen_aug.evaluation.distill import TEACHER_ARM, TeacherLabels
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.options import CLASS_MIX_ARMS, METRICS, VARIANT_ARMS, EvaluationOptions
@@ -42,6 +45,8 @@ class ArmPlan:
     balanced: bool = False  # class-balanced batches
     pretrain: LabelledImages | None = None  # trained on for half the steps first
     swap: VariantPool | None = None  # each drawn real image swapped for one of its variants with the pool's probability
+    teacher: str | None = None  # the arm whose classifier of the same seed labels rows `synthetic_from` on of `train`
+    synthetic_from: int = 0
 
 
 def plan_arms(
@@ -68,6 +73,9 @@ def plan_arms(
         "pretrain": ArmPlan("pretrain", real_train, f"{len(synthetic.images):,} synthetic, then {real_words}, "
                             "half the steps each", pretrain=synthetic),
         "reweighted": ArmPlan("reweighted", real_train, f"{real_words}, class-balanced", balanced=True),
+        "distill": _classical(ArmPlan("distill", mixed, f"{mixed_words}, the synthetic images labelled by the same "
+                                      f"seed's {TEACHER_ARM} classifier's probabilities", teacher=TEACHER_ARM,
+                                      synthetic_from=len(mixed.images) - mixing.synthetic_images_added), strong),
     }
     if any(name in VARIANT_ARMS for name in names):
         plans.update(_variant_plans(names, real_train, synthetic, options, variant_sources, real_words, strong))
@@ -122,11 +130,19 @@ def run_arm(
     options: EvaluationOptions,
     device=None,
     progress: bool = True,
+    teachers: dict[int, Classifier] | None = None,
+    keep: dict[int, Classifier] | None = None,
 ) -> ArmSummary:
-    """One classifier per seed trained as `plan` says, each scored on `test`; differences are added by `pair_arms`."""
+    """One classifier per seed trained as `plan` says, each scored on `test`; differences are added by `pair_arms`.
+
+    `teachers`: plan.teacher's classifier of each seed; `keep` receives this arm's, by seed, to teach another.
+    """
     augment = ClassicalAugment(options.policy, options.flip) if plan.classical else None
     runs, recalls = [], []
     for seed in options.seeds:
+        swap = None if plan.swap is None else plan.swap.swap
+        if plan.teacher is not None:
+            swap = TeacherLabels.of(plan.train, plan.synthetic_from, teachers[seed]).swap
         common = dict(seed=seed, device=device, network=options.classifier, augment=augment, balanced=plan.balanced)
         start, budget = None, config
         if plan.pretrain is not None:
@@ -136,7 +152,9 @@ def run_arm(
             budget = dataclasses.replace(config, steps=max(1, config.steps - half.steps))
         trained = train_classifier(plan.train.images, plan.train.labels, test.num_classes, budget, start=start,
                                    progress=f"{plan.name} seed {seed}" if progress else None,
-                                   swap=None if plan.swap is None else plan.swap.swap, **common)
+                                   swap=swap, **common)
+        if keep is not None:
+            keep[seed] = trained
         probabilities = trained.predict_proba(test.images)
         runs.append(scores(probabilities, test.labels))
         recalls.append(per_class_recall(probabilities.argmax(axis=1), test.labels, test.num_classes))
@@ -183,12 +201,15 @@ def run_arms(
 ) -> tuple[ArmSummary, Mixing, tuple[ArmSummary, ...]]:
     """(TSTR, the mix, every arm of `options.arms`), each arm paired with real and classical."""
     plans, mixing = plan_arms(options.arms, real_train, synthetic, options, variant_sources)
-    summaries = []
-    for plan in [tstr_plan(synthetic), *plans]:
+    kept = {plan.teacher: {} for plan in plans if plan.teacher is not None}  # each teacher's classifiers, by seed
+    summaries = {}
+    for plan in sorted([tstr_plan(synthetic), *plans], key=lambda plan: plan.teacher is not None):  # teachers first
         log(f"arm {plan.name}: {plan.training} ({len(options.seeds)} seeds)")
-        summaries.append(run_arm(plan, real_test, config, options, device, progress))
-    baselines = [arm for arm in summaries[1:] if arm.name in ("real", "classical")]
-    tstr, *arms = pair_arms(summaries, baselines)
+        summaries[plan.name] = run_arm(plan, real_test, config, options, device, progress,
+                                       teachers=kept.get(plan.teacher), keep=kept.get(plan.name))
+    in_order = [summaries["tstr"], *(summaries[plan.name] for plan in plans)]
+    baselines = [arm for arm in in_order[1:] if arm.name in ("real", "classical")]
+    tstr, *arms = pair_arms(in_order, baselines)
     return tstr, mixing, tuple(arms)
 
 

@@ -81,7 +81,54 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
         inputs["swap_probability"] = options.swap_probability
     if any(arm in CLASS_MIX_ARMS for arm in options.arms):
         inputs["mix_gamma"] = options.mix_gamma
+    if options.tune is not None:
+        inputs["tune"] = {key: list(values) for key, values in options.tune.items()}
+        inputs["validation"] = validation_spec(options)
     return inputs
+
+
+def validation_spec(options: EvaluationOptions) -> str:
+    """The set a `tune` grid is scored on: --validation, or --real's val split taken whole, as the test split is."""
+    if options.validation is not None:
+        if parse_spec(options.validation).split == "test":
+            raise GenaugError(f"--validation {options.validation!r}: a test split (expected a val split: no choice "
+                              "is made on test)")
+        return options.validation
+    parsed = _train_spec(options.real)
+    whole = {field.name: None for field in dataclasses.fields(parsed) if field.name in TRAIN_SUBSET_OPTIONS}
+    return str(dataclasses.replace(parsed, split="val", **whole))
+
+
+def validation_set(options: EvaluationOptions, real_train: LabelledImages,
+                   real_test: LabelledImages) -> LabelledImages | None:
+    """The set a `tune` grid is scored on, once it is known to be neither the test set nor train; None: no grid."""
+    from gen_aug.evaluation.tuning import check_validation
+
+    if options.tune is None:
+        return None
+    spec = validation_spec(options)
+    try:
+        validation = load_data(spec)
+    except GenaugError as error:
+        raise GenaugError(f"tune: {error}; expected --validation SPEC (job key validation) of a set of its own") from None
+    check_compatible(real_train, validation, f"--validation {spec!r}", "--real's train split's")
+    check_validation(validation, real_train, real_test, spec)
+    return validation
+
+
+def tuned_options(options: EvaluationOptions, real_train: LabelledImages, validation: LabelledImages | None,
+                  synthetic: LabelledImages, sources, log: Callable[[str], None]):
+    """(the grid's record, the options at the point chosen on validation); (None, options) without a grid."""
+    from gen_aug.evaluation.tuning import tune
+
+    if validation is None:
+        return None, options
+    log(f"tune on {validation.description} ({len(validation.images):,} images): {len(options.tune)} setting(s)")
+    device = None if options.device == "auto" else options.device
+    tuning = tune(real_train, validation, synthetic, options, options.classifier_config(), device=device, log=log,
+                  variant_sources=sources)
+    log("chosen on validation: " + ", ".join(f"{key} {value:g}" for key, value in tuning.chosen.items()))
+    return tuning, dataclasses.replace(options, **tuning.chosen)
 
 
 def manifest_sha256(out: str) -> str:
@@ -113,11 +160,13 @@ def evaluate(
     _check_report_outside(report_dir, options.synthetic)
     real_train, real_test = evaluation_sets(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
+    validation = validation_set(options, real_train, real_test)
     sources = variant_sources(options, real_train)  # first: variants of other images are refused before a read
     synthetic = load_synthetic(options.synthetic, real_train.class_names)
     log(f"{len(synthetic.images):,} synthetic images read, every shard as its manifest says")
-    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, options, log=log,
-                                                 variant_sources=sources), inputs=inputs)
+    tuning, chosen = tuned_options(options, real_train, validation, synthetic, sources, log)
+    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, chosen, log=log,
+                                                 variant_sources=sources), inputs=inputs, tuning=tuning)
     # A stale report.json beside new figures would vouch for them: it goes first, the new one comes last.
     (report_dir / REPORT_JSON).unlink(missing_ok=True)
     write_report(result, report_dir, real=real_test, synthetic=synthetic, real_train=real_train)

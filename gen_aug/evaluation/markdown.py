@@ -53,6 +53,8 @@ def markdown(result: EvaluationResult, figures: Sequence[str] = ()) -> str:
                   *memorisation_table(result)]
         lines += _figure(MEMORISATION_FIGURE, figures)
     lines += _figure(SAMPLES_FIGURE, figures)
+    if result.tuning is not None:
+        lines += ["", "## Chosen on validation", "", *tuning_table(result)]
     lines += ["", "## Settings", "", *settings_lines(result)]
     return "\n".join(lines) + "\n"
 
@@ -140,6 +142,21 @@ def memorisation_table(result: EvaluationResult) -> list[str]:
     for space in (found.features, found.pixels):
         lines.append(_row([space.space, f"{space.threshold:.3g}", percent(space.real_test_share_below),
                            percent(space.share_below), *(percent(share) for share in space.per_class)]))
+    return lines
+
+
+def tuning_table(result: EvaluationResult) -> list[str]:
+    """The grid, each point's validation score per arm, and the point the test split saw."""
+    tuning = result.tuning
+    arms = tuning.points[0].arms
+    lines = [f"Every point trained on real train and scored on `{tuning.validation.description}` "
+             f"({tuning.validation.images:,} images, never the test set), {METRIC_NAMES[tuning.metric]}, mean over "
+             "the seeds; the point whose best arm scored highest is the one every figure above was measured at.", "",
+             _row(["setting", *arms, "chosen"]), "| --- |" + " ---: |" * len(arms) + " --- |"]
+    for point in tuning.points:
+        words = ", ".join(f"{key} {value:g}" for key, value in point.settings.items())
+        lines.append(_row([words, *(percent(mean) for mean in point.means),
+                           "yes" if dict(point.settings) == dict(tuning.chosen) else ""]))
     return lines
 
 

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
 
 # Every arm trains the same classifier for the same steps on its own training set; see arms.py.
 ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted", "variants",
-        "classical+variants", "class-mix", "classical+class-mix")
+        "classical+variants", "class-mix", "classical+class-mix", "distill")
 CLASS_MIX_ARMS = ("class-mix", "classical+class-mix")  # they need a --variants-of --mix-classes output
 VARIANT_ARMS = ("variants", "classical+variants", *CLASS_MIX_ARMS)  # a --variants-of output of the real train split
+# The settings a job may choose on validation (`tune`), and the arms each one changes.
+TUNABLE = {"swap_probability": VARIANT_ARMS, "mix_gamma": CLASS_MIX_ARMS,
+           "mix_ratio": ("synthetic", "classical+synthetic", "distill")}
+MAX_TUNED_POINTS = 16  # every point trains its arms once per seed
 DEFAULT_ARMS = ("real", "classical", "synthetic", "classical+synthetic")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 CLASSIFIERS = ("small-cnn", "resnet18")
@@ -46,6 +50,8 @@ class EvaluationOptions:
     flip: bool = False  # classical arms flip images left-right: only where the domain allows it
     swap_probability: float = 0.5  # variants arms: the chance a drawn real image is replaced by one of its variants
     mix_gamma: float = 0.5  # class-mix arms: a variant at strength s is labelled s^gamma its rendered class, the rest its own
+    tune: dict[str, tuple[float, ...]] | None = None  # setting -> values, each point scored on validation, one kept
+    validation: str | None = None  # data spec the grid is scored on; None: --real's val split (never its test split)
     sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
     k: int = 3  # neighbours for precision/recall
     device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
@@ -62,14 +68,30 @@ class EvaluationOptions:
         require(all(arm in ARMS for arm in self.arms) and len(set(self.arms)) == len(self.arms), "arms",
                 list(self.arms), f"each at most once of {', '.join(ARMS)}")
         require("real" in self.arms, "arms", list(self.arms), "'real' among them: every arm is paired with it")
+        if "distill" in self.arms:  # its teacher is the same seed's classical classifier
+            require("classical" in self.arms, "arms", list(self.arms), "'classical' among them: distill's teacher")
         require(self.classifier in CLASSIFIERS, "classifier", self.classifier, " or ".join(CLASSIFIERS))
         require(self.metric in METRICS, "metric", self.metric, ", ".join(METRICS))
         require(self.mix in MIXES, "mix", self.mix, " or ".join(MIXES))
         require(self.policy in POLICIES, "policy", self.policy, " or ".join(POLICIES))
+        if self.tune is not None:
+            self._check_tune()
         if self.real_share is not None:
             require(0 < self.real_share < 1, "real_share", self.real_share, "a fraction between 0 and 1")
             # Repeating the real images would undo the class balance the balance mix sets up.
             require(self.mix == "proportional", "real_share", self.real_share, "none with mix = 'balance'")
+
+    def _check_tune(self) -> None:
+        for key, values in self.tune.items():
+            require(key in TUNABLE, "tune", key, f"settings among {', '.join(TUNABLE)}")
+            require(len(values) >= 1 and len(set(values)) == len(values), f"tune {key}", list(values),
+                    "one or more values, each once")
+            for value in values:  # each must be a setting the options accept
+                dataclasses.replace(self, tune=None, **{key: value})
+        points = 1
+        for values in self.tune.values():
+            points *= len(values)
+        require(1 <= points <= MAX_TUNED_POINTS, "tune", dict(self.tune), f"1 to {MAX_TUNED_POINTS} combinations")
 
     def classifier_config(self) -> ClassifierConfig:
         """The ClassifierConfig every training set gets (the reference classifier of --min-confidence too)."""

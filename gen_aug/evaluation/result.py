@@ -168,6 +168,25 @@ class Memorisation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TunedPoint:
+    settings: Mapping  # one point of the grid: setting -> value
+    arms: tuple[str, ...]  # the arms it changes, trained at it
+    means: tuple[float | None, ...]  # each arm's validation score, mean over the seeds, in the verdict's metric
+
+    def best(self) -> float:
+        return max((mean for mean in self.means if mean is not None), default=float("-inf"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tuning:
+    validation: SetSummary  # the set every point was scored on: never the test set
+    metric: str  # the score's metric: the verdict's
+    grid: Mapping  # setting -> the values tried
+    points: tuple[TunedPoint, ...]  # every combination, in grid order
+    chosen: Mapping  # the point whose best arm scored highest on validation: the settings the test split saw
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluationResult:
     genaug_version: str  # the genaug that measured it
     class_names: tuple[str, ...]  # class order of every per-class tuple
@@ -182,6 +201,7 @@ class EvaluationResult:
     arms: tuple[ArmSummary, ...]  # in the order asked, real first
     prior: ClassPrior | None = None  # class shares of train and test (reports before --arms: None)
     memorisation: Memorisation | None = None  # synthetic images near copies of real ones (before --arms: None)
+    tuning: Tuning | None = None  # the grid scored on validation and the settings chosen; None: nothing tuned
     inputs: Mapping | None = None  # what decides the numbers (JSON, compared as is by `genaug run`); None: not known
 
     def to_dict(self) -> dict:

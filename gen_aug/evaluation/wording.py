@@ -11,7 +11,7 @@ from gen_aug.evaluation.statistics import CONFIDENCE, mean_interval
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
                 "auc": "ROC AUC"}
 # The arms whose verdicts are the answer.
-SYNTHETIC_ARMS = ("synthetic", "classical+synthetic", "top-up", "pretrain", *VARIANT_ARMS)
+SYNTHETIC_ARMS = ("synthetic", "classical+synthetic", "top-up", "pretrain", *VARIANT_ARMS, "distill")
 SMALL_TEST_SET = 1000  # below this many test images, the summary says what one image is worth
 CLOSER_PRIOR = 0.01  # an arm this much closer (total variation) to the test shares than real train gains a caveat
 
