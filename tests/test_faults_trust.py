@@ -237,6 +237,31 @@ def killed_driver(rng, snapshot, out) -> tuple[bool, bool]:
     return started and len(below) >= 3 and not left, resumed.returncode == 0
 
 
+def test_no_ray_process_outlives_a_job_whose_gcs_was_killed(snapshot, clean, tmp_path):
+    """SIGKILL to the GCS of a `genaug synthesize`: the job still ends with every shard right, and none of its
+    processes is left seconds later, though Ray's agents alone wait about a minute for the GCS."""
+    out = tmp_path / "out"
+    cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
+           "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+    job = subprocess.Popen(cli, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for_done_shards(out, 1)
+        below = descendants({job.pid}, process_table())
+        gcs = [pid for pid in below if command_has(pid, "gcs_server")]
+        assert len(gcs) == 1 and any(command_has(pid, "Agent") for pid in below), below
+        os.kill(gcs[0], signal.SIGKILL)
+    finally:
+        _, stderr = job.communicate(timeout=300)
+    deadline = time.time() + 15
+    while any(running(pid, start) for pid, start in below.items()) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid, start in below.items()
+            if running(pid, start)]
+    assert not left, f"left 15 s after the job: {left}"
+    assert job.returncode == 0, stderr
+    assert hashes(out) == clean and verify(str(out)).ok
+
+
 FAULTS = {"killed driver": killed_driver, "killed encoder": killed_encoder, "hung worker": hung_worker, "two writers": two_writers,
           "full disk": full_disk}
 

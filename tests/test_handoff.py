@@ -3,6 +3,10 @@
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +18,7 @@ from gen_aug.synthesis import handoff
 from gen_aug.synthesis.formats import FORMATS, write_shard
 from gen_aug.synthesis.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
 from gen_aug.synthesis.plan import make_plan
+from gen_aug.synthesis.reaper import descendants, process_table
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import open_location
 from gen_aug.synthesis.worker import ShardWorker
@@ -83,3 +88,44 @@ def test_a_worker_hands_shards_to_processes_through_shared_memory_with_the_same_
         "in process", "shared memory", "pipe")
     assert slot_info["encoders"] == "2 processes" and slot_info["shards_in_flight"] == 3
     assert in_thread == in_slots == in_pipe
+
+
+# A worker that starts its encoder processes, says which semaphores it made (every SemLock, as it is made), and waits.
+WORKER_WITH_ENCODERS = """
+import json, sys, time
+import multiprocessing.synchronize as synchronize
+from gen_aug.synthesis.handoff import start_handoff
+from gen_aug.synthesis.plan import make_plan
+
+made, make = [], synchronize.SemLock.__init__
+def recorded(self, *args, **kwargs):
+    make(self, *args, **kwargs)
+    made.append(self._semlock.name)
+synchronize.SemLock.__init__ = recorded
+plan = make_plan(("cat", "dog", "owl"), n=10, shard_size=10, seed=1)
+handoff = start_handoff(1, sys.argv[1], plan, "parquet", (10, 1, 8, 8), False, kind=sys.argv[2])
+print(json.dumps(made), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("kind", ["pipe", "shared memory"])
+def test_a_worker_killed_with_its_encoders_and_resource_tracker_leaves_no_semaphore(tmp_path, kind):
+    """Ray kills a lost worker and every process it started, Python's resource tracker too: no name may be left."""
+    worker = subprocess.Popen([sys.executable, "-c", WORKER_WITH_ENCODERS, str(tmp_path / "out"), kind],
+                              stdout=subprocess.PIPE, text=True)
+    below = {}
+    try:
+        made = json.loads(worker.stdout.readline() or "[]")
+        below = descendants({worker.pid}, process_table())
+    finally:
+        for pid in (worker.pid, *below):
+            os.kill(pid, signal.SIGKILL)
+        worker.wait()
+    deadline = time.monotonic() + 30
+    while any(process_table().get(pid, (0, None))[1] == started for pid, started in below.items()):
+        assert time.monotonic() < deadline, "the killed processes did not end"
+        time.sleep(0.1)
+    assert len(made) >= 5 and len(below) >= 2, (made, below)  # the pool's queues' locks; an encoder and the tracker
+    left = [name for name in made if os.path.exists(os.path.join(SHM, "sem." + name.lstrip("/")))]
+    assert not left, f"{len(left)} of {len(made)} semaphores left in {SHM}"

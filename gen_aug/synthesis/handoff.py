@@ -4,8 +4,9 @@ A worker fills a uint8 shard buffer and an encoder turns it into files. With one
 buffer is shared memory already. Sent to a process as an argument, a shard is pickled and squeezed through the process pool's one pipe: about
 0.45 GB/s on the 2-core test box, or some 570 k images/s at 28x28, under the rate a GPU makes
 them at. In a slot the encoder reads the pixels where the worker wrote them, and only the slot's
-number crosses the pipe. The segments are unlinked as soon as every encoder has mapped them, so
-their memory goes back when the last of those processes ends, however it ends.
+number crosses the pipe. The segments, and the names of the pool's semaphores, are unlinked as soon
+as every encoder has opened them, so they go back when the last of those processes ends, however
+it ends.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import util as multiprocessing_util
 from multiprocessing.shared_memory import SharedMemory
+from multiprocessing.synchronize import SemLock
 
 import numpy as np
 import torch
@@ -166,7 +169,7 @@ class Handoff(abc.ABC):
         """Stop the encoder pool (a broken one too) and release its semaphores."""
         if self.encoders is not None:
             self.encoders.shutdown(wait=True, cancel_futures=True)
-            self.encoders = None  # dropping the pool finalizes its semaphores, which a killed process would leave
+            self.encoders = None
 
     def close(self) -> None:
         """Stop the encoders and free their memory."""
@@ -236,6 +239,7 @@ def start_handoff(processes: int, out_uri: str, plan: Plan, format_name: str, sh
     if kind == "pipe":
         encoders = ProcessPoolExecutor(processes, mp_context=context)
         _wait_started(encoders, processes)
+        unlink_semaphores(encoders)
         return ArgumentHandoff(encoders, kind, processes, *job)
     slots = ShardSlots(processes + 1, shard_shape)  # one slot per shard in flight
     attached = context.Semaphore(0)
@@ -243,7 +247,30 @@ def start_handoff(processes: int, out_uri: str, plan: Plan, format_name: str, sh
                                    initargs=(slots.names, shard_shape, attached))
     _wait_started(encoders, processes, attached)
     slots.unlink()
+    unlink_semaphores(encoders)
     return SharedMemoryHandoff(encoders, slots, *job)
+
+
+def pool_semaphores(encoders: ProcessPoolExecutor) -> list[SemLock]:
+    """The named semaphores behind a process pool: its task and result queues' locks and any in its initializer's
+    arguments."""
+    holders = [vars(encoders._call_queue), vars(encoders._result_queue), dict(enumerate(encoders._initargs))]
+    return [value for holder in holders for value in holder.values() if isinstance(value, SemLock)]
+
+
+def unlink_semaphores(encoders: ProcessPoolExecutor) -> None:
+    """Remove the names of the pool's semaphores now that every encoder process has opened them.
+
+    Under spawn, Linux semaphores have names in /dev/shm that only their creator's finalizer or
+    Python's resource tracker removes, and Ray kills a lost worker's children, the tracker among
+    them, so neither would run. Running each finalizer now unlinks the name and drops the tracker's
+    entry, while every process keeps the semaphore it has open, as the shard slots do. The pool never
+    starts a process later: it has all of them, and one that dies breaks it for good.
+    """
+    names = {lock._semlock.name for lock in pool_semaphores(encoders) if lock._semlock.name}
+    for finalizer in list(multiprocessing_util._finalizer_registry.values()):
+        if finalizer._callback is SemLock._cleanup and finalizer._args and finalizer._args[0] in names:
+            finalizer()
 
 
 def _wait_started(encoders: ProcessPoolExecutor, count: int, attached=None) -> None:

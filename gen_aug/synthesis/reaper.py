@@ -7,6 +7,10 @@ whose write end only the driver has, records the driver's descendants (pid and s
 second, and when the pipe closes without the word 'done' it kills those still running. A pid that
 now belongs to another process (another start time) is left alone. Linux only (/proc); elsewhere
 the watcher is not started and Ray's own fate-sharing is all there is.
+
+'done' comes after ray.shutdown, which stops the GCS and raylet but not always the agents: with the
+GCS killed mid-job they wait about a minute for it. So on 'done' the watcher kills the job's
+orphans, processes it recorded that now run outside the driver's tree, which nothing else would end.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def descendants(roots: set[int], table: dict[int, tuple[int, int]]) -> dict[int,
 
 
 def watch(driver_pid: int) -> None:
-    """Record the driver's descendants until the pipe closes; kill them unless the driver said 'done'.
+    """Record the driver's descendants until the pipe closes; kill them, or after 'done' those outside its tree.
 
     Only processes started after this watcher count: children the driver's process had before (a
     notebook kernel's, say) are not the job's, and a pid reused since is another process's.
@@ -106,6 +110,9 @@ def watch(driver_pid: int) -> None:
             chunk = os.read(0, 64)
             received += chunk
             if DONE in received:
+                table = process_table()
+                below = descendants({driver_pid}, table)
+                _kill({pid: started for pid, started in seen.items() if pid not in below}, table)
                 return
             if not chunk:
                 break
@@ -116,9 +123,13 @@ def watch(driver_pid: int) -> None:
     table = process_table()
     alive = {pid for pid, started in seen.items() if table.get(pid, (0, None))[1] == started}
     seen.update(_since(descendants(alive, table), own_start))
-    seen.pop(os.getpid(), None)
-    for pid, started in seen.items():
-        if table.get(pid, (0, None))[1] == started:
+    _kill(seen, table)
+
+
+def _kill(found: dict[int, int], table: dict[int, tuple[int, int]]) -> None:
+    """SIGKILL each found process that still runs as the one recorded (same start time); never this watcher."""
+    for pid, started in found.items():
+        if pid != os.getpid() and table.get(pid, (0, None))[1] == started:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
