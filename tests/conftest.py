@@ -1,11 +1,23 @@
 """Shared fixtures: one local Ray for the whole session, and one two-node Ray cluster for node-loss tests."""
 
 import os
+import signal
 
 import pytest
 import torch
 
 RAY_OBJECT_STORE_BYTES = 100 * 2**20  # the tests pass only small objects; Ray's default takes 30% of RAM per node
+
+
+def pytest_configure(config):
+    """Take Ctrl-C as a terminal does even where the suite was started with SIGINT ignored.
+
+    A shell starts a script's background jobs with SIGINT ignored, every process below inherits
+    that, and the Ctrl-C trials' jobs would then finish as if never interrupted. A handled signal
+    is reset to its default in each program this process starts, so they take SIGINT again.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
