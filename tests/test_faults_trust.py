@@ -174,6 +174,12 @@ def two_writers(rng, snapshot, out) -> tuple[bool, bool]:
     return one_refused, one_refused
 
 
+def synthesize_cli(snapshot: str, out: Path) -> list[str]:
+    """`genaug synthesize` of the trials' job into `out` on a private Ray with 2 workers."""
+    return [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
+            "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+
+
 def full_disk(rng, snapshot, out) -> tuple[bool, bool]:
     """The output's file system fills up mid-job: one error line, then --resume once there is room finishes exactly.
 
@@ -186,8 +192,7 @@ def full_disk(rng, snapshot, out) -> tuple[bool, bool]:
         pytest.skip("cannot mount a small tmpfs here")
     inside = mount / "out"
     try:
-        cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(inside),
-               "--n", str(N), "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+        cli = synthesize_cli(snapshot, inside)
         job = subprocess.Popen(cli, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         running = wait_for_done_shards(inside, rng.randint(1, 8))
         with contextlib.suppress(OSError), open(mount / "filler", "wb") as filler:
@@ -216,23 +221,27 @@ def running(pid: int, started: int) -> bool:
     return fields[0] != "Z" and int(fields[19]) == started
 
 
+def still_running_after(processes: dict[int, int], seconds: float) -> list[int]:
+    """The pids of `processes` (pid -> start time) still running once they all ended or `seconds` passed."""
+    deadline = time.time() + seconds
+    while any(running(pid, start) for pid, start in processes.items()) and time.time() < deadline:
+        time.sleep(0.2)
+    return [pid for pid, start in processes.items() if running(pid, start)]
+
+
 def killed_driver(rng, snapshot, out) -> tuple[bool, bool]:
     """SIGKILL to a `genaug synthesize` on its private Ray: within seconds none of its processes is left; --resume ends it.
 
     Ray's GCS and raylet die with their driver on their own, its agents only a minute later, so
     the trial gives them 15 seconds.
     """
-    cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
-           "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+    cli = synthesize_cli(snapshot, out)
     job = subprocess.Popen(cli, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = wait_for_done_shards(out, rng.randint(1, 8))
     below = descendants({job.pid}, process_table())
     job.kill()
     job.wait()
-    deadline = time.time() + 15
-    while any(running(pid, start) for pid, start in below.items()) and time.time() < deadline:
-        time.sleep(0.2)
-    left = [pid for pid, start in below.items() if running(pid, start)]
+    left = still_running_after(below, 15)
     resumed = subprocess.run(cli + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
     return started and len(below) >= 3 and not left, resumed.returncode == 0
 
@@ -241,8 +250,7 @@ def test_no_ray_process_outlives_a_job_whose_gcs_was_killed(snapshot, clean, tmp
     """SIGKILL to the GCS of a `genaug synthesize`: the job still ends with every shard right, and none of its
     processes is left seconds later, though Ray's agents alone wait about a minute for the GCS."""
     out = tmp_path / "out"
-    cli = [sys.executable, "-m", "gen_aug", "synthesize", "--model", snapshot, "--out", str(out), "--n", str(N),
-           "--shard-size", str(JOB["shard_size"]), "--seed", str(JOB["seed"]), "--workers", "2"]
+    cli = synthesize_cli(snapshot, out)
     job = subprocess.Popen(cli, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert wait_for_done_shards(out, 1)
@@ -252,11 +260,7 @@ def test_no_ray_process_outlives_a_job_whose_gcs_was_killed(snapshot, clean, tmp
         os.kill(gcs[0], signal.SIGKILL)
     finally:
         _, stderr = job.communicate(timeout=300)
-    deadline = time.time() + 15
-    while any(running(pid, start) for pid, start in below.items()) and time.time() < deadline:
-        time.sleep(0.2)
-    left = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid, start in below.items()
-            if running(pid, start)]
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] for pid in still_running_after(below, 15)]
     assert not left, f"left 15 s after the job: {left}"
     assert job.returncode == 0, stderr
     assert hashes(out) == clean and verify(str(out)).ok
