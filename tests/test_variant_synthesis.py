@@ -1,5 +1,6 @@
 """`genaug synthesize --variants-of`: variants of real images through Ray, each row naming its source, on a tiny cdm."""
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -7,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+
+from gen_aug.cli import main
 
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
@@ -72,6 +76,52 @@ def test_mixed_variants_go_to_every_other_class_in_turn_each_row_once():
         assert sorted(np.bincount(mine, minlength=3)) == [0, 2, 2], (source, mine)
     sources = np.array([2, 1, 3])  # class j gets half of each other class's 4 variants per source
     assert counts == tuple(int(4 // 2 * (sources.sum() - sources[j])) for j in range(3)) == (8, 10, 6)
+
+
+def test_mix_pairs_render_each_class_under_its_targets_in_turn_and_leave_classes_without_one_out():
+    labels = np.array([2, 0, 2, 1, 2, 0])
+    pairs = ((0, 1), (0, 2), (2, 0))  # class 1 has no target: its source is not varied
+    variants = VariantSettings("x", "train", "0" * 64, (2, 1, 3), per_image=2, strengths=(0.5,), mix_classes=True,
+                               mix_pairs=pairs)
+    counts = tuple(int(c) for c in VariantTable.of(variants, labels).counts())
+    assert counts == (3 * 2, 2, 2)  # class 0 gets both variants of the 3 class-2 sources; 1 and 2 half of class 0's
+    plan = Plan(seed=0, shard_size=3, class_names=("a", "b", "c"), class_counts=counts)
+    rows = variant_rows(plan, variants, labels, 0, plan.n)
+    rendered = plan.labels(0, plan.n)
+    assert sorted(zip(rows["source_index"], rows["variant"])) == [(s, v) for s in (0, 1, 2, 4, 5) for v in range(2)]
+    assert set(zip(rows["source_label"], rendered)) == {(0, 1), (0, 2), (2, 0)}
+    for source in (1, 5):  # a class-0 source's 2 variants go to classes 1 and 2, one each
+        assert sorted(rendered[rows["source_index"] == source]) == [1, 2]
+    again = VariantSettings.from_dict(json.loads(json.dumps(variants.to_dict())), "test")
+    assert again == variants
+    assert "mix_pairs" not in dataclasses.replace(variants, mix_pairs=()).to_dict()  # older records stay as they were
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ("1>1", "renders a class under itself"), ("1-2", "is not SOURCE>TARGET"), ("1>2,1>2", "is given twice"),
+    ("1>eleven", "unknown class 'eleven'"),
+])
+def test_bad_mix_pairs_are_one_line_errors(digits_cdm_snapshot, tmp_path, pairs, message):
+    result = CliRunner().invoke(main, ["synthesize", "--model", digits_cdm_snapshot, "--variants-of", DIGITS,
+                                       "--mix-classes", "--mix-pairs", pairs, "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_mix_pairs_need_mix_classes(digits_cdm_snapshot, tmp_path):
+    result = CliRunner().invoke(main, ["synthesize", "--model", digits_cdm_snapshot, "--variants-of", DIGITS,
+                                       "--mix-pairs", "1>2", "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0 and "without --mix-classes" in result.output and "Traceback" not in result.output
+
+
+def test_a_mix_pairs_job_writes_only_its_pairs(ray_local, digits_cdm_snapshot, tmp_path):
+    sources = f"{DIGITS}?limit_per_class=3"
+    synthesize(job(digits_cdm_snapshot, tmp_path / "out", variants_of=sources, per_image=2, strength=(0.5,),
+                   mix_classes=True, mix_pairs="3>8,8>3,8>5"))
+    found = table(tmp_path / "out")
+    pairs = set(zip(found.column("source_label").to_pylist(), found.column("label").to_pylist()))
+    assert pairs == {(3, 8), (8, 3), (8, 5)} and found.num_rows == 2 * 3 * 2
+    assert verify(str(tmp_path / "out")).ok
 
 
 def test_rows_record_their_source_and_strength_0_is_the_source_image(one_worker_run):

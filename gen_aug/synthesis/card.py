@@ -94,17 +94,28 @@ def _body(settings: JobSettings, manifest: dict) -> list[str]:
     command = shlex.join(["genaug", *sys.argv[1:]]) if sys.argv and "genaug" in sys.argv[0] else "(the Python API)"
     command = _CREDENTIALS.sub(r"\1", command)
     where = f"`{DATA_DIR}/`" if plan.layout == "hub" and settings.format != "png" else "this folder"
-    origin = (f"Image i comes from (seed {plan.seed}, i) alone." if settings.filter is None else
-              f"Image i is the first latent of (seed {plan.seed}, i, i + n, ...) that the judge is "
-              f"{settings.filter.min_confidence:g} sure of (its `latent_index` column).")
+    origin = f"Image i comes from (seed {plan.seed}, i) alone."
+    if settings.filter is not None and settings.filter.select == "useful":
+        origin = (f"Image i is, of the latents (seed {plan.seed}, i, i + n, ...) in rounds of "
+                  f"{settings.filter.candidates_per_round}, the one the judge is least sure of among those it labels "
+                  "right and finds within the class's real spread (its `latent_index` column).")
+    elif settings.filter is not None:
+        origin = (f"Image i is the first latent of (seed {plan.seed}, i, i + n, ...) that the judge is "
+                  f"{settings.filter.min_confidence:g} sure of (its `latent_index` column).")
     if settings.variants is not None:
         variants = settings.variants
         under = "another class than its own" if variants.mix_classes else "its class"
+        if variants.mix_pairs:
+            names = plan.class_names
+            under += " (" + ", ".join(f"{names[i]} under {names[j]}" for i, j in variants.mix_pairs) + ")"
         origin = (f"Each is a variant of a real image of {_cell(variants.data)} (sha256 `{variants.data_sha256[:16]}`), "
                   f"noised and denoised under {under} at strength "
                   f"{', '.join(f'{s:g}' for s in variants.strengths)}, "
                   f"{variants.per_image} per image and strength; its `source_split`, `source_index`, `source_label`, "
                   "`variant` and `strength` columns say which.")
+        if settings.filter is not None:
+            origin += (f" Each is the variant the judge is least sure of, of {settings.filter.candidates_per_round} "
+                       "at a time, among those it labels right and finds within the class's real spread.")
     lines = [
         "# Synthetic labelled images", "",
         f"{plan.n:,} class-conditional images ({shape}, uint8) in {manifest['totals']['shards']:,} "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from gen_aug.synthesis.options import MAX_START_TIMEOUT_S, WORKER_START_TIMEOUT_S, SynthesisOptions
+from gen_aug.synthesis.options import (
+    CANDIDATES_PER_ROUND, MAX_CANDIDATES_PER_ROUND, MAX_START_TIMEOUT_S, WORKER_START_TIMEOUT_S, SynthesisOptions,
+)
 from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 
 
@@ -36,6 +38,11 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
               help="Also write a README.md dataset card for the Hugging Face Hub (pyarrow and pandas then read out/data).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
               help="Keep only images that a classifier of --data's train split puts in their class with probability >= P.")
+@click.option("--select", "select", type=click.Choice(["useful"]),
+              help="Keep candidates a classifier of --data's train split labels right and finds within their class's "
+                   "real spread, the least sure of each round (--min-confidence's alternative).")
+@click.option("--select-candidates", type=click.IntRange(1, MAX_CANDIDATES_PER_ROUND), default=CANDIDATES_PER_ROUND,
+              show_default=True, metavar="M", help="With --select useful: candidates judged together per image.")
 @click.option("--steps", type=click.IntRange(1, 1000), metavar="K",
               help="cdm snapshots: sampler steps instead of the snapshot's (cost grows with them).")
 @click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
@@ -51,10 +58,13 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--mix-classes", is_flag=True,
               help="With --variants-of: render each variant under another class than its source's, every other "
                    "class in turn (soft-labelled by the class-mix arms).")
+@click.option("--mix-pairs", metavar="SOURCE>TARGET,...",
+              help="With --mix-classes: only these class pairs, e.g. benign>malignant; each class's sources go to "
+                   "its targets in turn, a class with none is not varied.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
                        workers, encode_processes, image_format, address, worker_start_timeout_s, resume, overwrite,
-                       card, min_confidence, steps, guidance, variants_of, per_image, strength_text,
-                       mix_classes):
+                       card, min_confidence, select, select_candidates, steps, guidance, variants_of, per_image,
+                       strength_text, mix_classes, mix_pairs):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -68,6 +78,9 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     the way and denoised under its class, K times at each strength; every row records its
     source (split, index, class), variant and strength, and the manifest the sources' sha256;
     --mix-classes renders each under another class than its source's instead.
+    With --select useful, each image (or variant) is, of M candidates at a time, the one the
+    classifier is least sure of among those it labels right and finds within the class's
+    real spread in its features; the candidate kept is stored with it.
 
     \b
     Examples:
@@ -80,6 +93,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model model.safetensors --n 1e5 --out synth/ --card   # then upload synth/ to the Hub
       genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
       genaug synthesize --model runs/cdm/model.safetensors --variants-of builtin:digits --per-image 5 --strength 0.3,0.5 --out var/
+      genaug synthesize --model runs/cdm/model.safetensors --variants-of builtin:digits --select useful --out useful/
     """
     from gen_aug.synthesis.driver import synthesize
     from gen_aug.synthesis.manifest import describe_manifest
@@ -91,9 +105,10 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         class_weights=class_weights, classes=classes, data=data_spec, shard_size=shard_size, seed=seed, gpus=gpus,
         workers=workers, encode_processes=encode_processes, format=image_format, address=address,
         worker_start_timeout_s=worker_start_timeout_s, resume=resume,
-        overwrite=overwrite, card=card, min_confidence=min_confidence, steps=steps, guidance=guidance,
+        overwrite=overwrite, card=card, min_confidence=min_confidence, select=select,
+        select_candidates=select_candidates, steps=steps, guidance=guidance,
         variants_of=variants_of, per_image=per_image, strength=parse_strengths(strength_text),
-        mix_classes=mix_classes,
+        mix_classes=mix_classes, mix_pairs=mix_pairs,
     )
     click.echo(describe_manifest(synthesize(options), out))
 

@@ -151,11 +151,14 @@ def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
         plan = job_plan(options, tuple(snapshot.meta["class_names"]), shard_size)
     _check_shard_bytes(plan, config)
     job_filter, classifier_weights = None, None
-    if options.min_confidence is not None:
+    if options.min_confidence is not None or options.select is not None:
         from gen_aug.synthesis.filter import filter_settings
 
+        # Variants are judged against the real set they vary, unless another is named.
+        data = options.data if options.data is not None or variants is None else options.variants_of
         job_filter, classifier_weights = filter_settings(
-            options.data, options.min_confidence, options.classifier, snapshot.meta
+            data, options.min_confidence, options.select, options.select_candidates, options.classifier,
+            snapshot.meta,
         )
     sampler = sampler_settings(snapshot.model, options.steps, options.guidance)
     settings = JobSettings(plan, options.format, snapshot.sha256, device, GENERATION_CHUNK[device], job_filter, sampler,

@@ -28,29 +28,38 @@ MAX_CANDIDATES_PER_IMAGE = 1000
 
 
 def filter_settings(
-    data_spec: str | None, min_confidence: float, config: ClassifierConfig | None, snapshot_meta: dict
+    data_spec: str | None, min_confidence: float | None, select: str | None, per_round: int,
+    config: ClassifierConfig | None, snapshot_meta: dict,
 ) -> tuple[FilterSettings, bytes]:
     """(the job's filter settings, the reference classifier's safetensors weights), trained or taken from the cache.
 
-    The classifier learns the train split of `data_spec`, which must have the snapshot's classes and image shape.
+    The classifier learns the train split of `data_spec`, which must have the snapshot's classes and image shape;
+    with select 'useful', each class's spread in its features is measured on that split too.
     """
     from gen_aug.checkpoint import require_snapshot_data
     from gen_aug.evaluation.classifier import reference_classifier
     from gen_aug.data import load_data, parse_spec
     from gen_aug.evaluation.classifier import REFERENCE_SEED
+    from gen_aug.synthesis.selection import ClassSpread
 
-    if not 0 <= min_confidence <= 1:
+    flag = "--select useful" if select == "useful" else "--min-confidence"
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
         raise GenaugError(f"--min-confidence {min_confidence}: not a probability (expected 0 to 1)")
     if data_spec is None:
-        raise GenaugError("--min-confidence: needs the real set its classifier learns (expected --data SPEC too)")
+        raise GenaugError(f"{flag}: needs the real set its classifier learns (expected --data SPEC too)")
     train = load_data(dataclasses.replace(parse_spec(data_spec), split="train"))
     require_snapshot_data(train, snapshot_meta, f"--data {data_spec!r}")
     config = config or ClassifierConfig()
     judge = reference_classifier(train, config, seed=REFERENCE_SEED)
     weights = classifier_weights(judge)
+    rule = {}
+    if select == "useful":
+        spread = ClassSpread.of(judge, train.images, train.labels)
+        rule = {"select": "useful", "candidates_per_round": per_round, "centroids": spread.centroids.tolist(),
+                "radii": spread.radii.tolist()}
     settings = FilterSettings(
         min_confidence=min_confidence, data=train.description, classifier_key=cache_key(train, config, REFERENCE_SEED),
-        classifier_sha256=hashlib.sha256(weights).hexdigest(), classifier=classifier_meta(judge),
+        classifier_sha256=hashlib.sha256(weights).hexdigest(), classifier=classifier_meta(judge), **rule,
     )
     return settings, weights
 
@@ -135,7 +144,7 @@ def acceptance(records: list[ShardRecord], class_names: list[str]) -> dict:
     """Candidates drawn and accepted, per class and overall, from the shard records of a filtered job."""
     candidates = np.sum([record.candidates for record in records], axis=0)
     accepted = np.sum([record.class_counts for record in records], axis=0)
-    return {
+    found = {
         "candidates": int(candidates.sum()),
         "accepted": int(accepted.sum()),
         "rate": float(accepted.sum() / candidates.sum()),
@@ -144,3 +153,9 @@ def acceptance(records: list[ShardRecord], class_names: list[str]) -> dict:
             for name, c, a in zip(class_names, candidates, accepted)
         ],
     }
+    if records and all(record.passed is not None for record in records):  # --select useful: how many passed, how many fell back
+        passed = np.sum([record.passed for record in records], axis=0)
+        found["passed"] = int(passed.sum())
+        for entry, count in zip(found["per_class"], passed):
+            entry["passed"] = int(count)
+    return found

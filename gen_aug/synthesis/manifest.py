@@ -16,7 +16,7 @@ from gen_aug.errors import GenaugError
 from gen_aug.synthesis.formats import FORMATS, class_dirs, get_format, read_shard
 from gen_aug.synthesis.plan import Plan
 from gen_aug.synthesis.records import ShardRecord
-from gen_aug.synthesis.settings import JobSettings
+from gen_aug.synthesis.settings import FilterSettings, JobSettings
 from gen_aug.synthesis.storage import TEMP_PREFIX, Location, open_location
 
 # The '_' follows Parquet's own dataset metadata files (_metadata, _common_metadata): pyarrow, pandas,
@@ -202,8 +202,12 @@ def describe_manifest(manifest: dict, out: str) -> str:
     if acceptance is not None:
         lines.append(
             f"accepted     {acceptance['rate']:.1%} of {acceptance['candidates']:,} candidates "
-            f"(own-class probability >= {manifest['filter']['min_confidence']:g})"
+            f"({FilterSettings.from_dict(manifest['filter'], MANIFEST).rule()})"
         )
+        if "passed" in acceptance:
+            lines.append(f"passed       {acceptance['passed']:,} of {acceptance['accepted']:,} images; the "
+                         f"{acceptance['accepted'] - acceptance['passed']:,} others (useful = 0) kept their most "
+                         "class-like candidate")
     lines.append("per class:" + ("   images  accepted" if acceptance is not None else ""))
     width = max(len(name) for name in manifest["class_names"])
     for label, (name, count) in enumerate(zip(manifest["class_names"], totals["class_counts"])):

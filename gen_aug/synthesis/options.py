@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # cluster that is scaling up, the first worker may take minutes, and later ones join whenever they start.
 WORKER_START_TIMEOUT_S = 600.0
 MAX_START_TIMEOUT_S = 7 * 24 * 3600  # a week: a cluster that takes longer to give a worker is not coming
+# --select useful judges this many candidates of each image together and keeps the least sure one that passes.
+CANDIDATES_PER_ROUND = 4
+MAX_CANDIDATES_PER_ROUND = 64
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class SynthesisOptions:
     # of the folder they are given, so with a card they read the output's data/ rather than the output.
     card: bool = False
     min_confidence: float | None = None  # keep images the reference classifier of `data` is this sure of
+    # 'useful': keep candidates the reference classifier of `data` labels right, inside their class's real spread,
+    # each image the least sure of its round of select_candidates (selection.py); None: no such selection.
+    select: Literal["useful"] | None = None
+    select_candidates: int = CANDIDATES_PER_ROUND
     classifier: ClassifierConfig | None = field(default=None, metadata=NOT_IN_JOB)  # that classifier; None: default
     # Diffusion snapshots (cdm) only: their sampler's steps and guidance weight instead of the snapshot's own.
     steps: int | None = None  # sampler steps; more: closer to the model's best images, proportionally slower
@@ -52,6 +59,7 @@ class SynthesisOptions:
     per_image: int = 10  # variants of each source image at each strength
     strength: tuple[float, ...] = (0.5,)  # shares of the sampler's path a variant runs: 0 the source, 1 from noise
     mix_classes: bool = False  # render each variant under another class than its source's (class-mix arms)
+    mix_pairs: str | None = None  # with mix_classes: 'SOURCE>TARGET,...', the only class pairs rendered
 
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
@@ -65,6 +73,9 @@ class SynthesisOptions:
                 "a probability, 0 to 1")
         require(math.isfinite(self.worker_start_timeout_s) and 1 <= self.worker_start_timeout_s <= MAX_START_TIMEOUT_S,
                 "worker_start_timeout_s", self.worker_start_timeout_s, f"1 to {MAX_START_TIMEOUT_S:,} seconds")
+        require(self.select in (None, "useful"), "select", self.select, "'useful'")
+        require(1 <= self.select_candidates <= MAX_CANDIDATES_PER_ROUND, "select_candidates", self.select_candidates,
+                f"1 to {MAX_CANDIDATES_PER_ROUND}")
         require(self.steps is None or 1 <= self.steps <= 1000, "steps", self.steps, "1 to 1000")
         require(self.guidance is None or (math.isfinite(self.guidance) and self.guidance >= 0), "guidance",
                 self.guidance, "0 or a finite weight above")
@@ -88,6 +99,15 @@ def check_options(options: SynthesisOptions) -> None:
     if options.mix_classes and options.variants_of is None:
         raise GenaugError("--mix-classes without --variants-of (expected --variants-of SPEC: it renders variants of "
                           "real images under other classes)")
+    if options.select is not None and options.min_confidence is not None:
+        raise GenaugError(f"--select {options.select} and --min-confidence: both given (expected one rule for "
+                          "keeping candidates)")
+    if options.mix_pairs is not None and not options.mix_classes:
+        raise GenaugError(f"--mix-pairs {options.mix_pairs!r} without --mix-classes (expected --mix-classes too: the "
+                          "pairs say which classes it renders under which)")
+    if options.select is not None and options.mix_classes:
+        raise GenaugError(f"--select {options.select} and --mix-classes: both given (expected --select without "
+                          "--mix-classes: an image rendered under another class has no one right label to judge)")
     if options.gpus and options.address is None and not torch.cuda.is_available() and not _ray_already_here():
         raise no_gpus_error(options)  # the private Ray would see the same: say so before it starts
     if options.gpus and options.workers is not None:

@@ -19,27 +19,30 @@ class ShardRecord:
     bytes: int  # of every file of the shard together
     sha256: str  # the format's digest of the shard's files
     candidates: tuple[int, ...] | None = None  # filtered jobs: latents tried per class, for the acceptance rates
+    passed: tuple[int, ...] | None = None  # --select useful: images of each class that passed (the rest fell back)
 
     def to_dict(self) -> dict:
         record = dataclasses.asdict(self)
         record["class_counts"] = list(self.class_counts)
-        if self.candidates is None:
-            del record["candidates"]
-        else:
-            record["candidates"] = list(self.candidates)
+        for key in ("candidates", "passed"):
+            if record[key] is None:
+                del record[key]
+            else:
+                record[key] = list(record[key])
         return record
 
     @classmethod
     def from_dict(cls, record: object, where: str) -> "ShardRecord":
         """A record read from a state file or a manifest; anything malformed is a GenaugError naming `where`."""
         try:
-            candidates = record.get("candidates")
+            candidates, passed = record.get("candidates"), record.get("passed")
             return cls(
                 shard_idx=_whole(record["shard_idx"]), file=_optional_str(record.get("file")),
                 start=_whole(record["start"]), stop=_whole(record["stop"]), rows=_whole(record["rows"]),
                 class_counts=tuple(_whole(c) for c in record["class_counts"]), bytes=_whole(record["bytes"]),
                 sha256=_text(record["sha256"]),
                 candidates=None if candidates is None else tuple(_whole(c) for c in candidates),
+                passed=None if passed is None else tuple(_whole(c) for c in passed),
             )
         except (AttributeError, KeyError, TypeError, ValueError):
             raise GenaugError(

@@ -15,14 +15,18 @@ class mix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import Plan, Shard, check_size
-from gen_aug.synthesis.settings import VariantSettings
+from gen_aug.synthesis.settings import FilterSettings, VariantSettings
 from gen_aug.variants import MAX_VARIANTS_PER_IMAGE, check_can_vary, variants_uint8
+
+if TYPE_CHECKING:
+    from gen_aug.evaluation.classifier import Classifier
 
 # Options that pick images from noise: a variant job's images follow from its sources instead.
 _NOT_WITH_VARIANTS = {"per_class": "--per-class", "class_weights": "--class-weights", "classes": "--classes",
@@ -56,13 +60,15 @@ def plan_variants(options, snapshot, shard_size: int) -> tuple[Plan, VariantSett
     if options.mix_classes and len(source_counts) < 2:
         raise GenaugError(f"--mix-classes: {options.variants_of!r} has {len(source_counts)} class (expected 2 or more "
                           "to render one under another)")
+    pairs = () if options.mix_pairs is None else parse_mix_pairs(options.mix_pairs, sources.class_names)
     repeats = options.per_image * len(options.strength)
     settings = VariantSettings(sources.description, spec.split, sources.fingerprint, source_counts,
-                               options.per_image, tuple(options.strength), options.mix_classes)
+                               options.per_image, tuple(options.strength), options.mix_classes, pairs)
     counts = tuple(int(c) for c in VariantTable.of(settings, sources.labels).counts())
     if options.n is not None and options.n != sum(counts):
         raise GenaugError(
-            f"--n {options.n} and --variants-of: disagree ({len(sources.labels):,} source images x {repeats} make "
+            f"--n {options.n} and --variants-of: disagree ({len(sources.labels):,} source images x {repeats} "
+            f"{'(less those --mix-pairs leaves out) ' if pairs else ''}make "
             f"{sum(counts):,}; expected --n left out or equal)"
         )
     check_size(sum(counts), shard_size)
@@ -70,16 +76,47 @@ def plan_variants(options, snapshot, shard_size: int) -> tuple[Plan, VariantSett
     return plan, settings, VariantSources(sources.images, sources.labels)
 
 
-def rendered_classes(source_labels: np.ndarray, per_image: int, num_classes: int, mix_classes: bool) -> np.ndarray:
-    """int64 (per_image, N): the class variant v of source n is rendered under; its own, or another in turn."""
+def rendered_classes(source_labels: np.ndarray, per_image: int, num_classes: int, mix_classes: bool,
+                     mix_pairs: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
+    """int64 (per_image, N): the class variant v of source n is rendered under: its own, or another in turn (every
+    other class, or the targets `mix_pairs` gives its class); -1 for a source whose class has no target."""
     labels = np.asarray(source_labels, dtype=np.int64)
     if not mix_classes:
         return np.broadcast_to(labels, (per_image, len(labels)))
+    targets = [[j for j in range(num_classes) if j != i] for i in range(num_classes)]
+    if mix_pairs:
+        targets = [sorted(j for source, j in mix_pairs if source == i) for i in range(num_classes)]
     counts = np.bincount(labels, minlength=num_classes)
     ranks = np.empty(len(labels), dtype=np.int64)  # each source's place among its class's sources, in split order
     ranks[np.argsort(labels, kind="stable")] = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)
-    offset = (ranks[None, :] + np.arange(per_image)[:, None]) % (num_classes - 1)
-    return offset + (offset >= labels[None, :])  # skip the source's own class
+    turn = ranks[None, :] + np.arange(per_image)[:, None]
+    rendered = np.full((per_image, len(labels)), -1, dtype=np.int64)
+    for label, mine in enumerate(targets):
+        if mine:
+            of_class = labels == label
+            rendered[:, of_class] = np.asarray(mine, dtype=np.int64)[turn[:, of_class] % len(mine)]
+    return rendered
+
+
+def parse_mix_pairs(text: str, class_names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """'benign>malignant,1>0' -> sorted (source class, target class) pairs, names or indices."""
+    from gen_aug.synthesis.plan import resolve_classes
+
+    pairs = set()
+    for item in text.split(","):
+        source, sep, target = item.strip().partition(">")
+        if not sep or not source.strip() or not target.strip():
+            raise GenaugError(f"--mix-pairs {text!r}: item {item.strip()!r} is not SOURCE>TARGET (expected e.g. "
+                              "benign>malignant,malignant>benign)")
+        pair = (resolve_classes(source.strip(), class_names, "--mix-pairs"),
+                resolve_classes(target.strip(), class_names, "--mix-pairs"))
+        if pair[0] == pair[1]:
+            raise GenaugError(f"--mix-pairs {text!r}: {item.strip()!r} renders a class under itself (expected two "
+                              "different classes)")
+        if pair in pairs:
+            raise GenaugError(f"--mix-pairs {text!r}: {item.strip()!r} is given twice (expected each pair once)")
+        pairs.add(pair)
+    return tuple(sorted(pairs))
 
 
 @dataclass(frozen=True)
@@ -94,10 +131,12 @@ class VariantTable:
     @classmethod
     def of(cls, variants: VariantSettings, source_labels: np.ndarray) -> "VariantTable":
         num_classes = len(variants.source_counts)
-        rendered = rendered_classes(source_labels, variants.per_image, num_classes, variants.mix_classes)
+        rendered = rendered_classes(source_labels, variants.per_image, num_classes, variants.mix_classes,
+                                    variants.mix_pairs)
         rendered = np.tile(rendered.reshape(-1), len(variants.strengths))
-        order = np.argsort(rendered, kind="stable")
-        first = np.concatenate([[0], np.cumsum(np.bincount(rendered, minlength=num_classes))])
+        made = np.flatnonzero(rendered >= 0)  # a source whose class --mix-pairs gives no target is not varied
+        order = made[np.argsort(rendered[made], kind="stable")]
+        first = np.concatenate([[0], np.cumsum(np.bincount(rendered[made], minlength=num_classes))])
         return cls(order.astype(np.int64), first, len(source_labels))
 
     def counts(self) -> np.ndarray:
@@ -123,22 +162,61 @@ def variant_rows(plan: Plan, variants: VariantSettings, source_labels: np.ndarra
 
 
 class VariantImages:
-    """A shard of variants: each row's source image noised and denoised at its strength, under its planned class."""
+    """A shard of variants: each row's source image noised and denoised at its strength, under its planned class.
+
+    With --select useful (`judge` and its `selection` given), candidate a of variant v is variant number
+    v + a * K (K: variants per image), the same source, strength and class with other noise; the row's
+    `variant` column records the number kept and its `useful` column whether it passed.
+    """
 
     def __init__(self, model: torch.nn.Module, plan: Plan, variants: VariantSettings, sources: VariantSources,
-                 device: torch.device):
+                 device: torch.device, judge: "Classifier | None" = None, selection: FilterSettings | None = None):
         check_can_vary(model, "variants")
         self.model, self.plan, self.variants, self.sources, self.device = model, plan, variants, sources, device
         self.table = VariantTable.of(variants, sources.labels)
+        self.judge, self.selection = judge, selection
 
-    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[dict[str, np.ndarray], None]:
+    def fill(self, shard: Shard, out: torch.Tensor) -> tuple[dict[str, np.ndarray], list[int] | None]:
         columns = variant_rows(self.plan, self.variants, self.sources.labels, shard.start, shard.stop, self.table)
         labels = self.plan.labels(shard.start, shard.stop)
+        if self.selection is not None:
+            return columns, self._select(columns, labels, out)
         for strength in self.variants.strengths:
             rows = np.flatnonzero(columns["strength"] == strength)
             if len(rows):
-                source_index = columns["source_index"][rows]
-                made = variants_uint8(self.model, self.sources.images[source_index], source_index,
-                                      columns["variant"][rows], labels[rows], strength, self.plan.seed, self.device)
-                out[torch.from_numpy(rows)] = made.to(out.device)
+                out[torch.from_numpy(rows)] = self._draw(columns, labels, rows, columns["variant"][rows]).to(out.device)
         return columns, None
+
+    def _draw(self, columns: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray,
+              variant_numbers: np.ndarray) -> torch.Tensor:
+        """uint8 variants variant_numbers[k] of the source of rows[k], all rows at one strength."""
+        source_index = columns["source_index"][rows]
+        strength = float(columns["strength"][rows[0]])
+        return variants_uint8(self.model, self.sources.images[source_index], source_index, variant_numbers,
+                              labels[rows], strength, self.plan.seed, self.device)
+
+    def _select(self, columns: dict[str, np.ndarray], labels: np.ndarray, out: torch.Tensor) -> list[int]:
+        """Fill `out` with each row's kept candidate, record its variant number; candidates judged per class."""
+        from gen_aug.synthesis.selection import ClassSpread, select_useful
+
+        spread = ClassSpread.recorded(self.selection)
+        candidates = np.zeros(len(self.plan.class_names), dtype=np.int64)
+        useful = np.zeros(len(labels), dtype=np.int64)
+        for strength in self.variants.strengths:
+            rows = np.flatnonzero(columns["strength"] == strength)
+            if not len(rows):
+                continue
+
+            def draw(picked: np.ndarray, attempts: np.ndarray, rows=rows) -> torch.Tensor:
+                numbers = columns["variant"][rows[picked]] + attempts * self.variants.per_image
+                return self._draw(columns, labels, rows[picked], numbers)
+
+            staged = torch.empty((len(rows), *out.shape[1:]), dtype=torch.uint8)
+            kept, passed, judged = select_useful(draw, self.judge, spread, labels[rows],
+                                                 self.selection.candidates_per_round, staged)
+            out[torch.from_numpy(rows)] = staged.to(out.device)
+            columns["variant"][rows] += kept * self.variants.per_image
+            useful[rows] = passed
+            candidates += judged
+        columns["useful"] = useful
+        return candidates.tolist()

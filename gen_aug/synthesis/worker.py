@@ -104,9 +104,15 @@ class ShardWorker:
         """Generate one shard, then encode and write it in an encoder; returns its record."""
         shard = self.plan.shard(shard_idx)
 
+        passed = {}
+
         def fill(out: torch.Tensor) -> tuple:
             with self.generating:
-                return self.images.fill(shard, out)
+                columns, candidates = self.images.fill(shard, out)
+            if columns is not None and "useful" in columns:  # --select useful: which images passed, per class
+                labels = self.plan.labels(shard.start, shard.stop)[columns["useful"] == 1]
+                passed["per_class"] = tuple(np.bincount(labels, minlength=len(self.plan.class_names)).tolist())
+            return columns, candidates
 
         handoff = self.handoff
         try:
@@ -116,7 +122,7 @@ class ShardWorker:
             record, candidates = self.handoff.write(shard, fill)
         if candidates is None:
             return record
-        return dataclasses.replace(record, candidates=tuple(candidates))
+        return dataclasses.replace(record, candidates=tuple(candidates), passed=passed.get("per_class"))
 
 
     def _replace(self, broken) -> None:
@@ -138,16 +144,23 @@ def _load_model(snapshot_bytes: bytes, device: torch.device) -> torch.nn.Module:
 
 def _default_images(model, settings: JobSettings, classifier_weights: bytes | None, variant_sources,
                     device) -> ShardImages:
+    judge = None
+    if settings.filter is not None:
+        from gen_aug.evaluation.classifier import load_classifier
+
+        judge = load_classifier(classifier_weights, settings.filter.classifier, device)
     if settings.variants is not None:
         from gen_aug.synthesis.variant_job import VariantImages
 
-        return VariantImages(model, settings.plan, settings.variants, variant_sources, device)
+        return VariantImages(model, settings.plan, settings.variants, variant_sources, device, judge, settings.filter)
     if settings.filter is None:
         return ModelImages(model, settings.plan, device)
-    from gen_aug.evaluation.classifier import load_classifier
+    if settings.filter.select == "useful":
+        from gen_aug.synthesis.selection import UsefulImages
+
+        return UsefulImages(model, judge, settings.plan, settings.filter, device)
     from gen_aug.synthesis.filter import ConfidentImages
 
-    judge = load_classifier(classifier_weights, settings.filter.classifier, device)
     return ConfidentImages(model, judge, settings.plan, settings.filter.min_confidence, device)
 
 
