@@ -86,7 +86,10 @@ def load_snapshot(path: str | os.PathLike, device: str | torch.device = "cpu") -
             "that diverged writes these: retrain it, with a lower learning rate)"
         )
     model = build_model(meta["family"], meta["config"])
-    model.load_state_dict(tensors, strict=True)
+    absent = _absent_optional_parts(model, tensors)  # _check_shapes refused any other missing weight
+    model.load_state_dict(tensors, strict=not absent)
+    for part in absent:
+        setattr(model, part, None)  # a snapshot from before the part was kept: the model says it lacks it
     model.to(device).eval().requires_grad_(False)
     return Snapshot(model, meta, hashlib.sha256(payload).hexdigest())
 
@@ -96,7 +99,7 @@ def _check_shapes(payload: bytes, meta: dict, where: str) -> None:
 
     So a crafted config (a width of 4,000, a million classes) is refused before anything of its size is allocated.
     """
-    from gen_aug.models import build_model
+    from gen_aug.models import MODELS, build_model
 
     try:
         with torch.device("meta"):
@@ -108,6 +111,9 @@ def _check_shapes(payload: bytes, meta: dict, where: str) -> None:
     (header_bytes,) = struct.unpack("<Q", payload[:8])
     header = json.loads(payload[8 : 8 + header_bytes])
     found = {name: entry.get("shape") for name, entry in header.items() if name != "__metadata__"}
+    for part in getattr(MODELS[meta["family"]], "optional_parts", ()):
+        if not any(name.startswith(f"{part}.") for name in found):
+            expected = {name: shape for name, shape in expected.items() if not name.startswith(f"{part}.")}
     if found != expected:
         name = next(iter(sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))))
         raise GenaugError(
@@ -123,6 +129,12 @@ def _check_shapes(payload: bytes, meta: dict, where: str) -> None:
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:  # the output's readers tell classes apart by name
         raise GenaugError(f"{where}: class name {repeated[:60]!r} is given twice (expected a distinct name per class)")
+
+
+def _absent_optional_parts(model: nn.Module, tensors: dict) -> list[str]:
+    """The model's optional parts (a cvae's encoder) of which the file holds no weight."""
+    return [part for part in getattr(model, "optional_parts", ())
+            if not any(name.startswith(f"{part}.") for name in tensors)]
 
 
 def read_snapshot_meta(payload: bytes, where: str) -> dict:

@@ -49,12 +49,18 @@ def parse_strengths(text: str, name: str = "--strength") -> tuple[float, ...]:
 
 
 def check_can_vary(model: torch.nn.Module, where: str) -> None:
-    """Only a model that denoises from a noise level can start from a real image."""
+    """Only a model with a way from an image back to its noise (a cdm's noising, a cvae's encoder) can start from a real
+    image."""
+    family = getattr(model, "family", type(model).__name__)
     if not hasattr(model, "vary"):
-        family = getattr(model, "family", type(model).__name__)
         raise GenaugError(
-            f"{where}: a {family} snapshot cannot make variants of real images (expected a cdm snapshot: "
-            "a GAN has no way back from an image to its latent, and a cvae snapshot keeps only its decoder)"
+            f"{where}: a {family} snapshot cannot make variants of real images (expected a cdm or cvae snapshot: "
+            "a GAN has no way back from an image to its latent)"
+        )
+    if getattr(model, "encoder", True) is None:
+        raise GenaugError(
+            f"{where}: this {family} snapshot keeps only its decoder, as genaug wrote them before variants of real "
+            "images (expected one that keeps its encoder: retrain it with genaug train)"
         )
 
 

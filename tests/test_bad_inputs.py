@@ -408,7 +408,7 @@ BAD_INPUTS = [
     Bad(f"{SYNTH} --n 30 --class-weights cat=-1", "--class-weights 'cat=-1'", "expected a number >= 0"),
     Bad(f"{SYNTH} --n 30 --mix-classes", "--mix-classes without --variants-of", "(expected --variants-of SPEC"),
     Bad("synthesize --model {snapshot} --variants-of folder:{tmp}/set --out {out}", "--model '{snapshot}'",
-        "a cgan snapshot cannot make variants of real images (expected a cdm snapshot", image_folder),
+        "a cgan snapshot cannot make variants of real images (expected a cdm or cvae snapshot", image_folder),
     Bad("synthesize --model {tmp}/cdm.safetensors --variants-of folder:{tmp}/set --per-class 3 --out {out}",
         "--variants-of and --per-class", "both given", cdm_and_image_folder),
     Bad("synthesize --model {tmp}/cdm.safetensors --variants-of folder:{tmp}/set --n 7 --out {out}",

@@ -124,6 +124,27 @@ def test_a_mix_pairs_job_writes_only_its_pairs(ray_local, digits_cdm_snapshot, t
     assert verify(str(tmp_path / "out")).ok
 
 
+def test_a_cvae_snapshot_makes_variants_through_ray_as_a_cdm_does(ray_local, tmp_path):
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.models import build_model
+    from gen_aug.variants import variants_uint8
+
+    sources = load_data(f"{DIGITS}?limit_per_class=2")
+    snapshot = tmp_path / "cvae.safetensors"
+    model = build_model("cvae", {"resolution": 8, "channels": 1, "num_classes": 10, "z_dim": 8, "width": 4})
+    save_snapshot(snapshot, model.eval(), {"class_names": list(sources.class_names)})
+    synthesize(job(str(snapshot), tmp_path / "out", variants_of=f"{DIGITS}?limit_per_class=2", per_image=2))
+    found = table(tmp_path / "out")
+    assert found.num_rows == 20 * 2 * 2 and verify(str(tmp_path / "out")).ok
+    source, variant = found.column("source_index").to_numpy(), found.column("variant").to_numpy()
+    strength, label = found.column("strength").to_numpy(), found.column("label").to_numpy()
+    images = np.stack([decode_png(item["bytes"]) for item in found.column("image").to_pylist()])
+    assert (images[strength == 0] == sources.images[source[strength == 0]]).all()
+    half = strength == 0.5
+    again = variants_uint8(model, sources.images[source[half]], source[half], variant[half], label[half], 0.5, 4)
+    assert np.array_equal(again.numpy(), images[half])
+
+
 def test_rows_record_their_source_and_strength_0_is_the_source_image(one_worker_run):
     real = load_data(DIGITS)
     found = table(one_worker_run)

@@ -1,9 +1,9 @@
 """Model families behind one interface, in a registry: `build_model("cgan", config)`.
 
-A model is the sampling network alone (the EMA generator of `cgan`, the decoder of `cvae`, the EMA
-U-Net of `cdm` with its sampler):
+A model is what sampling needs (the EMA generator of `cgan`, the decoder of `cvae` with the encoder
+its variants of real images start from, the EMA U-Net of `cdm` with its sampler):
 `generate(z, labels)` is a pure function of its inputs, so image i never depends on the batch
-it is drawn in. `model.trainer(...)` builds what training adds (discriminator or encoder, optimisers).
+it is drawn in. `model.trainer(...)` builds what training adds (discriminator, optimisers).
 """
 
 from gen_aug.models import cdm, cgan, cvae  # noqa: F401  (importing a family registers it)

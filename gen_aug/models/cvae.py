@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,20 +29,6 @@ class CVAEConfig(ModelConfig):
         require(self.lr > 0, "lr", self.lr, "a positive number")
 
 
-@register_model("cvae")
-class CVAE(SamplingModel):
-    """The sampling network of the VAE: its decoder, whose outputs are per-pixel logits."""
-
-    config_class = CVAEConfig
-
-    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """z float32 (N, z_dim), labels int64 (N,) -> mean images (N, C, H, W) in [-1, 1]."""
-        return torch.tanh(self.net(z, labels) / 2)  # = 2 * sigmoid(logits) - 1
-
-    def trainer(self, num_images: int, device: torch.device, amp_dtype: torch.dtype | None = None) -> "CVAETrainer":
-        return CVAETrainer(self, device, amp_dtype)
-
-
 class ConditionalEncoder(nn.Module):
     """Images, labels -> (mean, log-variance) of the latent, each (N, z_dim)."""
 
@@ -57,13 +44,45 @@ class ConditionalEncoder(nn.Module):
         return mean, log_var
 
 
+@register_model("cvae")
+class CVAE(SamplingModel):
+    """The sampling network of the VAE, its decoder (outputs are per-pixel logits), and the encoder that variants of
+    real images start from."""
+
+    config_class = CVAEConfig
+    optional_parts = ("encoder",)  # snapshots written before variants kept no encoder; they still sample
+
+    def __init__(self, config: CVAEConfig):
+        super().__init__(config)
+        self.encoder: ConditionalEncoder | None = ConditionalEncoder(config)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """z float32 (N, z_dim), labels int64 (N,) -> mean images (N, C, H, W) in [-1, 1]."""
+        return torch.tanh(self.net(z, labels) / 2)  # = 2 * sigmoid(logits) - 1
+
+    def vary(self, images: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, strength: float) -> torch.Tensor:
+        """Variants of real `images` (N, C, H, W) in [-1, 1] under `labels`: each image's posterior mean, moved a
+        share `strength` of the way to the noise z (keeping unit variance), decoded.
+
+        Strength 0 returns the images themselves; just above it, the decoder's reconstruction of them;
+        strength 1 is exactly `generate(z, labels)`.
+        """
+        if strength == 0:
+            return images.clamp(-1, 1)
+        mean, _ = self.encoder(images.to(z.dtype), labels)
+        return self.generate(math.sqrt(1 - strength**2) * mean.to(z.dtype) + strength * z, labels)
+
+    def trainer(self, num_images: int, device: torch.device, amp_dtype: torch.dtype | None = None) -> "CVAETrainer":
+        return CVAETrainer(self, device, amp_dtype)
+
+
 class CVAETrainer(Trainer):
     def __init__(self, decoder: CVAE, device: torch.device, amp_dtype: torch.dtype | None):
         super().__init__(device, amp_dtype)
         config = decoder.config
         self.decoder = self.place(decoder)
-        self.encoder = self.place(ConditionalEncoder(config))
-        parameters = [*self.encoder.parameters(), *self.decoder.parameters()]
+        self.encoder = decoder.encoder  # part of the model, so the snapshot keeps it for variants
+        parameters = [*self.encoder.parameters(), *self.decoder.net.parameters()]  # the order older states saved
         self.parts = {
             "decoder": self.decoder,
             "encoder": self.encoder,
@@ -71,6 +90,12 @@ class CVAETrainer(Trainer):
         }
         self.kl_weight = config.kl_weight
         self.recon_loss = config.recon_loss
+
+    def load_state_dict(self, state: dict) -> None:
+        decoder = dict(state["decoder"])
+        if not any(name.startswith("encoder.") for name in decoder):  # a state from before the model held the encoder
+            decoder.update({f"encoder.{name}": tensor for name, tensor in state["encoder"].items()})
+        super().load_state_dict({**state, "decoder": decoder})
 
     def step(self, real, labels, generator):
         optimizer = self.parts["optimizer"]

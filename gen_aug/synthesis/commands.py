@@ -48,8 +48,8 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--guidance", type=click.FloatRange(min=0), metavar="W",
               help="cdm snapshots: classifier-free guidance weight instead of the snapshot's; 0: plain conditional.")
 @click.option("--variants-of", "variants_of", metavar="SPEC",
-              help="cdm snapshots: make variants of the real images of SPEC's split (its split= option) instead of "
-                   "images from noise; each row records its source.")
+              help="cdm or cvae snapshots: make variants of the real images of SPEC's split (its split= option) "
+                   "instead of images from noise; each row records its source.")
 @click.option("--per-image", type=click.IntRange(min=1), default=10, show_default=True, metavar="K",
               help="With --variants-of: variants of each real image at each strength.")
 @click.option("--strength", "strength_text", default="0.5", show_default=True, metavar="S[,S...]",
@@ -74,7 +74,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
     shard; a local --out whose file system lacks the estimated bytes is refused.
     With --min-confidence, image i tries latents i, i+N, i+2N, ... until one passes; the
     latent used is stored with each image and the manifest records the acceptance rates.
-    With --variants-of (cdm snapshots), each real image of the spec's split is noised part of
+    With --variants-of (cdm or cvae snapshots), each real image of the spec's split is noised part of
     the way and denoised under its class, K times at each strength; every row records its
     source (split, index, class), variant and strength, and the manifest the sources' sha256;
     --mix-classes renders each under another class than its source's instead.

@@ -54,7 +54,7 @@ class SynthesisOptions:
     # Diffusion snapshots (cdm) only: their sampler's steps and guidance weight instead of the snapshot's own.
     steps: int | None = None  # sampler steps; more: closer to the model's best images, proportionally slower
     guidance: float | None = None  # classifier-free guidance weight; 0: plain conditional
-    # cdm snapshots: variants of the real images of this spec's split in place of images from noise.
+    # cdm and cvae snapshots: variants of the real images of this spec's split in place of images from noise.
     variants_of: str | None = None
     per_image: int = 10  # variants of each source image at each strength
     strength: tuple[float, ...] = (0.5,)  # shares of the sampler's path a variant runs: 0 the source, 1 from noise
