@@ -46,10 +46,38 @@ def run_job(job: Job, echo: Callable[[str], None] = print) -> tuple[list[StageRe
     run, synthetic, report = job_paths(job)
     data = load_data(job.data.spec)
     stages = [_train_stage(job, data, echo)]
-    stages.append(_synthesize_stage(job, run / SNAPSHOT_NAME, synthetic, echo))
-    evaluation, result = _evaluate_stage(job, synthetic, report, echo)
+    outputs = synthesis_grid(job, synthetic)
+    for point_job, out in outputs:
+        stages.append(_synthesize_stage(point_job, run / SNAPSHOT_NAME, out, echo))
+    chosen_from = tuple(out for _, out in outputs) if outputs[0][1] != synthetic else ()  # a grid's outputs
+    evaluation, result = _evaluate_stage(job, outputs[0][1], report, echo, chosen_from)
     stages.append(evaluation)
     return stages, result, report
+
+
+def synthesis_grid(job: Job, synthetic: str) -> list[tuple[Job, str]]:
+    """(the job at each point, its output folder) for the synthesis settings in the job's [evaluate] tune, in grid
+    order: `synthetic` + '-strength-0.3' and so on; the job itself into `synthetic` without them."""
+    from gen_aug.evaluation.tuning import grid_points, split_grid
+
+    made_grid, _ = split_grid(job.evaluate.tune)
+    if not made_grid:
+        return [(job, synthetic)]
+    if "strength" in made_grid and job.synthesize.variants_of is None:
+        raise GenaugError("job [evaluate] tune strength: the job's [synthesize] makes no variants (expected "
+                          "variants_of there: strength is how far a variant of a real image moves)")
+    if "guidance" in made_grid and job.model.family != "cdm":
+        raise GenaugError(f"job [evaluate] tune guidance: the job's model is a {job.model.family} (expected a cdm: "
+                          "guidance is its sampler's)")
+    outputs = []
+    for point in grid_points(made_grid):
+        changes = {"strength": (point["strength"],)} if "strength" in point else {}
+        if "guidance" in point:
+            changes["guidance"] = point["guidance"]
+        name = "-".join(f"{key}-{value:g}" for key, value in point.items())
+        outputs.append((dataclasses.replace(job, synthesize=dataclasses.replace(job.synthesize, **changes)),
+                        f"{synthetic.rstrip('/')}-{name}"))
+    return outputs
 
 
 def _timed(stage: str, action: str, why: str, started: float) -> StageResult:
@@ -152,19 +180,23 @@ def _recorded_settings(location):
         return None
 
 
-def evaluation_options(job: Job, synthetic: str, report: Path) -> EvaluationOptions:
-    """The `genaug evaluate` options of a job's [evaluate] section, with what the job decides filled in."""
+def evaluation_options(job: Job, synthetic: str, report: Path,
+                       synthetic_outputs: tuple[str, ...] = ()) -> EvaluationOptions:
+    """The `genaug evaluate` options of a job's [evaluate] section, with what the job decides filled in;
+    `synthetic_outputs`: the output of each point of the job's synthesis grid."""
     section = job.evaluate
     real = section.real if section.real is not None else job.data.spec
-    return dataclasses.replace(section, real=real, synthetic=synthetic, report=str(report), device=job.train.device)
+    return dataclasses.replace(section, real=real, synthetic=synthetic, report=str(report), device=job.train.device,
+                               synthetic_outputs=synthetic_outputs)
 
 
-def _evaluate_stage(job: Job, synthetic: str, report: Path, echo) -> tuple[StageResult, EvaluationResult]:
+def _evaluate_stage(job: Job, synthetic: str, report: Path, echo,
+                    synthetic_outputs: tuple[str, ...] = ()) -> tuple[StageResult, EvaluationResult]:
     from gen_aug.evaluation.evaluate import describe_evaluation, evaluate, evaluation_inputs, manifest_sha256
     from gen_aug.evaluation.report import REPORT_JSON, read_report
 
     started = time.perf_counter()
-    options = evaluation_options(job, synthetic, report)
+    options = evaluation_options(job, synthetic, report, synthetic_outputs)
     inputs = evaluation_inputs(options, manifest_sha256(synthetic))
     previous = read_report(report / REPORT_JSON)
     if previous is not None and previous.inputs == inputs:

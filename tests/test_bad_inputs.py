@@ -457,7 +457,9 @@ BAD_INPUTS = [
     Bad(f"{EVALUATE} --synthetic {{synth}} --arms real,distill", "arms = ['real', 'distill']",
         "(expected 'classical' among them: distill's teacher)"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --tune x", "'--tune'", "'x' (expected SETTING=V,V,..."),
-    Bad(f"{EVALUATE} --synthetic {{synth}} --tune strength=0.5", "tune = 'strength'", "(expected settings among"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --tune steps=10", "tune = 'steps'", "(expected settings among"),
+    Bad(f"{EVALUATE} --synthetic {{synth}} --tune strength=0.5", "tune strength", "a synthesis setting, with 1 "
+        "output(s) to compare and 0 given (expected genaug run"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --tune mix_ratio=1,1", "tune mix_ratio = [1.0, 1.0]", "each once"),
     Bad(f"{EVALUATE} --synthetic {{synth}} --tune mix_ratio=1,2 --validation builtin:digits?split=test",
         "--validation 'builtin:digits?split=test'", "a test split (expected a val split"),

@@ -37,8 +37,13 @@ def test_a_grid_is_every_combination_first_key_slowest():
 
 
 def test_a_grid_is_checked_as_every_other_option():
-    with pytest.raises(GenaugError, match=r"^tune = 'strength' \(expected settings among swap_probability"):
-        EvaluationOptions(tune={"strength": (0.5,)})
+    with pytest.raises(GenaugError, match=r"^tune = 'steps' \(expected settings among swap_probability, mix_gamma, "
+                                          r"mix_ratio, strength, guidance\)"):
+        EvaluationOptions(tune={"steps": (10,)})
+    with pytest.raises(GenaugError, match=r"^tune strength = 1\.5 \(expected a strength from 0 to 1\)"):
+        EvaluationOptions(tune={"strength": (0.5, 1.5)})
+    with pytest.raises(GenaugError, match=r"^tune guidance = nan \(expected 0 or a finite weight above\)"):
+        EvaluationOptions(tune={"guidance": (float("nan"),)})
     with pytest.raises(GenaugError, match=r"^swap_probability = 2\.0 \(expected a probability"):
         EvaluationOptions(arms=("real", "variants"), tune={"swap_probability": (0.5, 2.0)})
     with pytest.raises(GenaugError, match=r"^tune swap_probability = \[0\.5, 0\.5\] \(expected one or more values"):
@@ -74,8 +79,9 @@ def test_each_point_is_scored_on_validation_and_the_best_is_chosen(tmp_path):
     synthetic = LabelledImages(np.roll(train.images, 1, axis=3), train.labels, train.class_names, "shifted train")
     options = EvaluationOptions(real=spec, arms=("real", "classical", "synthetic", "distill"), seeds=(0, 1), steps=15,
                                 tune={"mix_ratio": (0.5, 2.0)})
-    tuning, chosen = tuned_options(options, train, validation_set(options, train, test), synthetic, None,
-                                   lambda line: None)
+    tuning, chosen, folder = tuned_options(options, [({}, "shifted")], lambda folder: (synthetic, None), train,
+                                           validation_set(options, train, test), lambda line: None)
+    assert folder == "shifted"
     assert tuning.validation.fingerprint == validation.fingerprint != test.fingerprint  # test never scored
     assert [point.settings for point in tuning.points] == [{"mix_ratio": 0.5}, {"mix_ratio": 2.0}]
     assert all(point.arms == ("synthetic", "distill") and len(point.means) == 2 for point in tuning.points)
@@ -102,3 +108,70 @@ def test_evaluate_reports_the_grid_and_measures_test_at_the_chosen_point(ray_loc
     assert EvaluationResult.from_dict(report).tuning == result.tuning
     text = markdown(result)
     assert "## Chosen on validation" in text and f"| swap_probability {chosen:g} |" in text
+
+
+CDM_JOB = """
+[data]
+spec = "{spec}"
+
+[model]
+family = "cdm"
+width = 4
+steps = 4
+
+[train]
+out = "{run}"
+steps = 10
+batch_size = 16
+device = "cpu"
+preview_every = 100
+checkpoint_every = 100
+
+[synthesize]
+variants_of = "{spec}"
+per_image = 1
+workers = 1
+
+[evaluate]
+arms = ["real", "classical", "variants"]
+seeds = [0]
+steps = 10
+sample_size = 40
+tune = {{strength = [0.25, 0.75]}}
+"""
+
+
+@pytest.mark.ray
+def test_run_makes_an_output_per_strength_and_tests_only_the_one_chosen_on_validation(ray_local, tmp_path):
+    from gen_aug.config import load_job
+    from gen_aug.pipeline import run_job
+    from gen_aug.synthesis.verify import verify
+
+    spec = digits_npz(tmp_path)
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(CDM_JOB.format(spec=spec, run=tmp_path / "run"))
+    stages, result, report = run_job(load_job(job_file), echo=lambda line: None)
+    assert [(stage.stage, stage.action) for stage in stages] == [
+        ("train", "ran"), ("synthesize", "ran"), ("synthesize", "ran"), ("evaluate", "ran")]
+    outputs = [tmp_path / "run" / f"synth-strength-{s}" for s in ("0.25", "0.75")]
+    assert all(verify(str(out)).ok for out in outputs) and not (tmp_path / "run" / "synth").exists()
+    strengths = [json.loads((out / "_manifest.json").read_text())["variants"]["strengths"] for out in outputs]
+    assert strengths == [[0.25], [0.75]]
+    tuning = result.tuning
+    assert [point.settings for point in tuning.points] == [{"strength": 0.25}, {"strength": 0.75}]
+    assert tuning.validation.fingerprint == load_data(f"{spec}?split=val").fingerprint
+    assert tuning.validation.fingerprint != load_data(f"{spec}?split=test").fingerprint  # test never scored
+    chosen = max(tuning.points, key=lambda point: (point.best(), -tuning.points.index(point))).settings
+    assert tuning.chosen == chosen
+    assert result.data.synthetic.description.endswith(f"synth-strength-{chosen['strength']:g}")  # test saw it alone
+    assert "| strength 0.25 |" in markdown(result) and "| strength 0.75 |" in markdown(result)
+    stages, _, _ = run_job(load_job(job_file), echo=lambda line: None)
+    assert [stage.action for stage in stages] == ["skipped"] * 4
+
+
+def test_a_synthesis_setting_needs_the_outputs_that_genaug_run_makes(tmp_path):
+    spec = digits_npz(tmp_path)
+    options = EvaluationOptions(real=spec, synthetic="x", arms=("real", "variants"), tune={"strength": (0.3, 0.5)})
+    with pytest.raises(GenaugError, match=r"^tune strength: a synthesis setting, with 2 output\(s\) to compare and 0 given "
+                                          r"\(expected genaug run"):
+        evaluate(options)

@@ -57,11 +57,11 @@ def _check_device(device: str) -> None:
         raise GenaugError("--device cuda: no CUDA device is visible (expected --device cpu or auto)")
 
 
-def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
+def evaluation_inputs(options: EvaluationOptions, synthetic_sha256: str) -> dict:
     """What decides a report's numbers: a report.json with the same inputs need not be computed again."""
     inputs = {
         "real": options.real,
-        "synthetic_manifest_sha256": manifest_sha256,
+        "synthetic_manifest_sha256": synthetic_sha256,
         "seeds": list(options.seeds),
         "classifier": dataclasses.asdict(options.classifier_config()),
         "network": options.classifier,
@@ -84,6 +84,8 @@ def evaluation_inputs(options: EvaluationOptions, manifest_sha256: str) -> dict:
     if options.tune is not None:
         inputs["tune"] = {key: list(values) for key, values in options.tune.items()}
         inputs["validation"] = validation_spec(options)
+    if options.synthetic_outputs:  # the outputs a synthesis setting's grid compares: each of them decides the choice
+        inputs["synthetic_outputs_sha256"] = [manifest_sha256(out) for out in options.synthetic_outputs]
     return inputs
 
 
@@ -116,19 +118,22 @@ def validation_set(options: EvaluationOptions, real_train: LabelledImages,
     return validation
 
 
-def tuned_options(options: EvaluationOptions, real_train: LabelledImages, validation: LabelledImages | None,
-                  synthetic: LabelledImages, sources, log: Callable[[str], None]):
-    """(the grid's record, the options at the point chosen on validation); (None, options) without a grid."""
-    from gen_aug.evaluation.tuning import tune
+def output_grid(options: EvaluationOptions) -> list[tuple[dict[str, float], str]]:
+    """(the synthesis point, its output folder) of every output the evaluation compares: --synthetic alone unless
+    the grid has synthesis settings, whose outputs `genaug run` made one per point, in grid order."""
+    from gen_aug.evaluation.tuning import grid_points, split_grid
 
-    if validation is None:
-        return None, options
-    log(f"tune on {validation.description} ({len(validation.images):,} images): {len(options.tune)} setting(s)")
-    device = None if options.device == "auto" else options.device
-    tuning = tune(real_train, validation, synthetic, options, options.classifier_config(), device=device, log=log,
-                  variant_sources=sources)
-    log("chosen on validation: " + ", ".join(f"{key} {value:g}" for key, value in tuning.chosen.items()))
-    return tuning, dataclasses.replace(options, **tuning.chosen)
+    made_grid, _ = split_grid(options.tune)
+    if not made_grid:
+        return [({}, options.synthetic)]
+    points = grid_points(made_grid)
+    if len(options.synthetic_outputs) != len(points):
+        raise GenaugError(
+            f"tune {', '.join(made_grid)}: a synthesis setting, with {len(points)} output(s) to compare and "
+            f"{len(options.synthetic_outputs)} given (expected genaug run with the grid in the job's [evaluate] tune: "
+            "it makes one output per value)"
+        )
+    return list(zip(points, options.synthetic_outputs))
 
 
 def manifest_sha256(out: str) -> str:
@@ -140,6 +145,22 @@ def manifest_sha256(out: str) -> str:
     if name is None:
         raise GenaugError(f"--synthetic {out!r}: no {MANIFEST} (expected the folder of a finished genaug synthesize)")
     return hashlib.sha256(location.read(name)).hexdigest()
+
+
+def tuned_options(options: EvaluationOptions, outputs: list[tuple[dict[str, float], str]], load,
+                  real_train: LabelledImages, validation: LabelledImages, log: Callable[[str], None]):
+    """(the grid's record, the options at the point chosen on validation, the output folder chosen)."""
+    from gen_aug.evaluation.tuning import split_grid, tune
+
+    log(f"tune on {validation.description} ({len(validation.images):,} images): {len(options.tune)} setting(s)")
+    device = None if options.device == "auto" else options.device
+    tuning, index = tune(real_train, validation, [(made_at, lambda folder=folder: load(folder))
+                                                  for made_at, folder in outputs],
+                         options, options.classifier_config(), device=device, log=log)
+    log("chosen on validation: " + ", ".join(f"{key} {value:g}" for key, value in tuning.chosen.items()))
+    _, own_grid = split_grid(options.tune)
+    own = {key: value for key, value in tuning.chosen.items() if key in own_grid}
+    return tuning, dataclasses.replace(options, **own, synthetic=outputs[index][1]), outputs[index][1]
 
 
 def evaluate(
@@ -159,12 +180,26 @@ def evaluate(
     report_dir = options.report_dir()
     _check_report_outside(report_dir, options.synthetic)
     real_train, real_test = evaluation_sets(options)
+    outputs = output_grid(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
     validation = validation_set(options, real_train, real_test)
-    sources = variant_sources(options, real_train)  # first: variants of other images are refused before a read
-    synthetic = load_synthetic(options.synthetic, real_train.class_names)
-    log(f"{len(synthetic.images):,} synthetic images read, every shard as its manifest says")
-    tuning, chosen = tuned_options(options, real_train, validation, synthetic, sources, log)
+    loaded = {}
+
+    def load(folder: str):
+        """(the output's images, their variant sources), one output in memory at a time."""
+        if folder not in loaded:
+            loaded.clear()
+            # Sources first: variants of other images are refused before a shard is read.
+            sources = variant_sources(dataclasses.replace(options, synthetic=folder), real_train)
+            loaded[folder] = (load_synthetic(folder, real_train.class_names), sources)
+            log(f"{len(loaded[folder][0].images):,} synthetic images of {folder} read, every shard as its manifest says")
+        return loaded[folder]
+
+    load(outputs[0][1])
+    tuning, chosen, folder = None, options, outputs[0][1]
+    if validation is not None:
+        tuning, chosen, folder = tuned_options(options, outputs, load, real_train, validation, log)
+    synthetic, sources = load(folder)
     result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, chosen, log=log,
                                                  variant_sources=sources), inputs=inputs, tuning=tuning)
     # A stale report.json beside new figures would vouch for them: it goes first, the new one comes last.

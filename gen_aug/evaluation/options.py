@@ -24,6 +24,10 @@ VARIANT_ARMS = ("variants", "classical+variants", *CLASS_MIX_ARMS)  # a --varian
 # The settings a job may choose on validation (`tune`), and the arms each one changes.
 TUNABLE = {"swap_probability": VARIANT_ARMS, "mix_gamma": CLASS_MIX_ARMS,
            "mix_ratio": ("synthetic", "classical+synthetic", "distill")}
+# Synthesis settings a job may choose on validation too: `genaug run` makes one output per value (strength: a
+# --variants-of job's, guidance: a cdm's), and every arm that trains on synthetic images is scored on each.
+USES_SYNTHETIC = tuple(arm for arm in ARMS if arm not in ("real", "classical", "reweighted"))
+SYNTHESIS_TUNABLE = {"strength": USES_SYNTHETIC, "guidance": USES_SYNTHETIC}
 MAX_TUNED_POINTS = 16  # every point trains its arms once per seed
 DEFAULT_ARMS = ("real", "classical", "synthetic", "classical+synthetic")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
@@ -52,6 +56,8 @@ class EvaluationOptions:
     mix_gamma: float = 0.5  # class-mix arms: a variant at strength s is labelled s^gamma its rendered class, the rest its own
     tune: dict[str, tuple[float, ...]] | None = None  # setting -> values, each point scored on validation, one kept
     validation: str | None = None  # data spec the grid is scored on; None: --real's val split (never its test split)
+    # With synthesis settings in `tune`: the output made at each of their points, in grid order (`genaug run` fills it).
+    synthetic_outputs: tuple[str, ...] = dataclasses.field(default=(), metadata=NOT_IN_JOB)
     sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
     k: int = 3  # neighbours for precision/recall
     device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
@@ -83,11 +89,17 @@ class EvaluationOptions:
 
     def _check_tune(self) -> None:
         for key, values in self.tune.items():
-            require(key in TUNABLE, "tune", key, f"settings among {', '.join(TUNABLE)}")
+            require(key in TUNABLE or key in SYNTHESIS_TUNABLE, "tune", key,
+                    f"settings among {', '.join([*TUNABLE, *SYNTHESIS_TUNABLE])}")
             require(len(values) >= 1 and len(set(values)) == len(values), f"tune {key}", list(values),
                     "one or more values, each once")
-            for value in values:  # each must be a setting the options accept
-                dataclasses.replace(self, tune=None, **{key: value})
+            for value in values:  # each must be a setting the options (or the synthesis) accept
+                if key == "strength":
+                    require(0 <= value <= 1, "tune strength", value, "a strength from 0 to 1")
+                elif key == "guidance":
+                    require(0 <= value < float("inf"), "tune guidance", value, "0 or a finite weight above")
+                else:
+                    dataclasses.replace(self, tune=None, **{key: value})
         points = 1
         for values in self.tune.values():
             points *= len(values)

@@ -5,6 +5,8 @@ its score; picking the best by its test score would report the luck of the pick 
 point of the grid trains the arms it affects, seed by seed, and scores them on a validation set the
 evaluation never tests on; the point whose best arm scores highest there is the one the test split
 then sees, once. Real and classical do not depend on these settings and are not rerun per point.
+Synthesis settings (a variant's strength, a cdm's guidance) are points too: each has an output of its
+own, made by `genaug run`, and the arms that use synthetic images are scored on each.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import plan_arms, run_arm
 from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.evaluation.distill import TEACHER_ARM
-from gen_aug.evaluation.options import TUNABLE, EvaluationOptions
+from gen_aug.evaluation.options import SYNTHESIS_TUNABLE, TUNABLE, EvaluationOptions
 from gen_aug.evaluation.result import SetSummary, TunedPoint, Tuning
 from gen_aug.evaluation.swap import VariantProvenance
 
 
 def tuned_arms(options: EvaluationOptions) -> tuple[str, ...]:
     """The arms of `options` that a setting of its grid changes, in the order asked."""
-    affected = {arm for key in options.tune for arm in TUNABLE[key]}
+    affected = {arm for key in options.tune for arm in {**TUNABLE, **SYNTHESIS_TUNABLE}[key]}
     arms = tuple(arm for arm in options.arms if arm in affected)
     if not arms:
         raise GenaugError(f"tune = {{{', '.join(options.tune)}}}: no arm of {', '.join(options.arms)} depends on "
@@ -40,34 +42,52 @@ def grid_points(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[key] for key in keys))]
 
 
-def tune(real_train: LabelledImages, validation: LabelledImages, synthetic: LabelledImages, options: EvaluationOptions,
+def split_grid(grid: dict[str, tuple[float, ...]] | None) -> tuple[dict, dict]:
+    """(the synthesis settings of a grid, the evaluation's own), each in the grid's order."""
+    grid = grid or {}
+    return ({key: values for key, values in grid.items() if key in SYNTHESIS_TUNABLE},
+            {key: values for key, values in grid.items() if key not in SYNTHESIS_TUNABLE})
+
+
+# (the synthesis point an output was made at, a function that loads it: (its images, their variant sources))
+Output = tuple[dict[str, float], Callable[[], tuple[LabelledImages, VariantProvenance | None]]]
+
+
+def tune(real_train: LabelledImages, validation: LabelledImages, outputs: list[Output], options: EvaluationOptions,
          config: ClassifierConfig, *, device=None, log: Callable[[str], None] = lambda message: None,
-         progress: bool = True, variant_sources: VariantProvenance | None = None) -> Tuning:
-    """Each point of `options.tune` scored on `validation` (mean over the seeds of the options' metric) and the
-    point chosen: the one whose best arm scores highest, the first such in grid order on a tie."""
+         progress: bool = True) -> tuple[Tuning, int]:
+    """Each point of `options.tune`, on each output, scored on `validation` (mean over the seeds of the options'
+    metric); returns (the record, the index of the output chosen). The point chosen is the one whose best arm scores
+    highest, the first such in grid order on a tie."""
     arms, metric = tuned_arms(options), options.metric
-    teachers = _teachers(arms, real_train, synthetic, validation, options, config, device, progress, variant_sources)
-    points = []
-    for point in grid_points(options.tune):
-        at = dataclasses.replace(options, **point)
-        words = ", ".join(f"{key} {value:g}" for key, value in point.items())
-        plans, _ = plan_arms(arms, real_train, synthetic, at, variant_sources)
-        means = []
-        for plan in plans:
-            log(f"tune {words}: arm {plan.name} on validation ({len(options.seeds)} seeds)")
-            summary = run_arm(plan, validation, config, at, device, progress, teachers=teachers)
-            means.append(summary.score(metric).mean)
-        points.append(TunedPoint(settings=point, arms=arms, means=tuple(means)))
+    _, own_grid = split_grid(options.tune)
+    teachers, points, output_of = None, [], []
+    for index, (made_at, load) in enumerate(outputs):
+        synthetic, variant_sources = load()
+        if teachers is None:
+            teachers = _teachers(arms, real_train, synthetic, validation, options, config, device, progress,
+                                 variant_sources)
+        for point in grid_points(own_grid):
+            at = dataclasses.replace(options, **point)
+            words = ", ".join(f"{key} {value:g}" for key, value in {**made_at, **point}.items())
+            plans, _ = plan_arms(arms, real_train, synthetic, at, variant_sources)
+            means = []
+            for plan in plans:
+                log(f"tune {words}: arm {plan.name} on validation ({len(options.seeds)} seeds)")
+                summary = run_arm(plan, validation, config, at, device, progress, teachers=teachers or None)
+                means.append(summary.score(metric).mean)
+            points.append(TunedPoint(settings={**made_at, **point}, arms=arms, means=tuple(means)))
+            output_of.append(index)
     best = max(range(len(points)), key=lambda i: (points[i].best(), -i))
     grid = {key: list(values) for key, values in options.tune.items()}  # as report.json holds it
-    return Tuning(validation=_summary(validation), metric=metric, grid=grid, points=tuple(points),
-                  chosen=points[best].settings)
+    return (Tuning(validation=_summary(validation), metric=metric, grid=grid, points=tuple(points),
+                   chosen=points[best].settings), output_of[best])
 
 
 def _teachers(arms, real_train, synthetic, validation, options, config, device, progress, variant_sources):
     """The classical classifiers, by seed, that teach the distill arm: trained once, for every point."""
     if "distill" not in arms:
-        return None
+        return {}
     (plan,), _ = plan_arms((TEACHER_ARM,), real_train, synthetic, options, variant_sources)
     kept = {}
     run_arm(plan, validation, config, options, device, progress, keep=kept)
