@@ -297,7 +297,9 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
 
 @main.command("run")
 @click.argument("job_path", metavar="JOB.toml")
-def run_command(job_path):
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Replace a setting of the job file, e.g. data.spec=npz:PATH or train.steps=500 (repeatable).")
+def run_command(job_path, overrides):
     """Train, synthesize and evaluate a job in one go, skipping each stage whose output is complete.
 
     The snapshot counts as complete when it has the job's steps, model and data; the synthesis
@@ -308,12 +310,16 @@ def run_command(job_path):
     Examples:
       genaug run jobs/digits.toml
       genaug run jobs/mnist.toml
+      GENAUG_DATA=~/medmnist genaug run jobs/breastmnist.toml
+      genaug run jobs/breastmnist.toml --set data.spec=npz:scans/breastmnist.npz --set train.steps=500
     """
     from gen_aug.config import load_job
     from gen_aug.evaluation.evaluate import describe_evaluation
     from gen_aug.pipeline import describe_stages, run_job
 
-    stages, result, report = run_job(load_job(job_path), echo=click.echo)
+    job = load_job(job_path, overrides)
+    job.data.check_found(job_path)
+    stages, result, report = run_job(job, echo=click.echo)
     click.echo("== done")
     click.echo(describe_stages(stages))
     if stages[-1].action == "skipped":

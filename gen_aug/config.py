@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -14,7 +15,6 @@ from typing import Literal
 from gen_aug.checks import checked, from_dict, require
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.options import EvaluationOptions
-from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.synthesis.options import SynthesisOptions
 
 DATA_DERIVED_KEYS = ("resolution", "channels", "num_classes")  # model keys the training data decides
@@ -23,6 +23,20 @@ DATA_DERIVED_KEYS = ("resolution", "channels", "num_classes")  # model keys the 
 @dataclass(frozen=True)
 class DataSection:
     spec: str = "builtin:digits"  # KIND:PATH[?OPTIONS], as `genaug data` takes it
+    source: str | None = None  # where the spec's files come from, named when they are missing
+
+    def check_found(self, job: str) -> None:
+        """A spec whose file or folder is not there is one line saying what the job expects and how to point it."""
+        from gen_aug.data import parse_spec
+
+        spec = parse_spec(self.spec)
+        if spec.kind == "builtin" or os.path.exists(spec.path):
+            return
+        wanted = self.source or "the job's data"
+        raise GenaugError(
+            f"job {job} [data] spec {self.spec!r}: no such file or folder (expected {wanted}; GENAUG_DATA=FOLDER "
+            f"points a shipped job at the folder holding it, --set data.spec={spec.kind}:PATH at any copy)"
+        )
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,16 @@ class Job:
     evaluate: EvaluationOptions = EvaluationOptions()  # `genaug evaluate`'s; the job gives synthetic and device
 
 
-def load_job(path: str | os.PathLike) -> Job:
-    """Read a TOML job file; every unknown section or key, wrong type or bad value is an error naming the file."""
+# ${NAME:-default} in a job's strings: the environment's NAME, or the default where it is unset or empty.
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_job(path: str | os.PathLike, overrides: tuple[str, ...] = ()) -> Job:
+    """Read a TOML job file; every unknown section or key, wrong type or bad value is an error naming the file.
+
+    Strings may hold ${NAME:-default} (the shipped jobs' data folders: ${GENAUG_DATA:-../shared/data/...});
+    `overrides` are 'SECTION.KEY=VALUE' settings that replace the file's (`genaug run --set`).
+    """
     path = Path(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -90,6 +112,8 @@ def load_job(path: str | os.PathLike) -> Job:
         raise GenaugError(f"job {path}: no such file (expected a TOML job such as jobs/digits.toml)") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, IsADirectoryError) as error:
         raise GenaugError(f"job {path}: not valid TOML ({error})") from None
+    document = _expand(document, path)
+    _apply_overrides(document, overrides)
     sections = {field.name: field.type for field in dataclasses.fields(Job)}
     for name, table in document.items():
         if name not in sections:
@@ -102,6 +126,53 @@ def load_job(path: str | os.PathLike) -> Job:
         where, section = f"job {path} [{name}]", hints[name]
         parsed[name] = section.from_table(table, where) if hasattr(section, "from_table") else from_dict(section, table, where, job=True)
     return Job(**parsed)
+
+
+def _expand(value, path: Path):
+    """The job's values with ${NAME:-default} replaced in every string."""
+    if isinstance(value, dict):
+        return {key: _expand(item, path) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, path) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        found = os.environ.get(match.group(1))
+        if found:
+            return found
+        if match.group(2) is None:
+            raise GenaugError(f"job {path}: ${{{match.group(1)}}} is not set (expected it in the environment, or a "
+                              f"default as ${{{match.group(1)}:-VALUE}})")
+        return match.group(2)
+
+    return _VARIABLE.sub(replace, value)
+
+
+def _apply_overrides(document: dict, overrides: tuple[str, ...]) -> None:
+    """Each 'SECTION.KEY=VALUE' into the document (VALUE read as TOML, else as a string). Keys that repeated the data
+    spec word for word (a variants job's sources, the evaluation's real set) follow a new one unless set too."""
+    keys = [text.partition("=")[0].strip() for text in overrides]
+    for text in overrides:
+        name, sep, value = text.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not section or not key or "." in key:
+            raise GenaugError(f"--set {text!r}: not SECTION.KEY=VALUE (expected e.g. data.spec=npz:breastmnist.npz "
+                              "or train.steps=500)")
+        try:
+            parsed = tomllib.loads(f"value = {value}")["value"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()  # a bare word: a path, a data spec
+        table = document.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise GenaugError(f"--set {text!r}: {section} is not a section of the job (expected [{section}])")
+        was, table[key] = table.get(key), parsed
+        if (section, key) == ("data", "spec"):
+            for follower in ("synthesize.variants_of", "evaluate.real"):
+                other_section, _, other_key = follower.partition(".")
+                other = document.get(other_section)
+                if isinstance(other, dict) and was is not None and other.get(other_key) == was and follower not in keys:
+                    other[other_key] = parsed
 
 
 def job_with_overrides(

@@ -65,7 +65,7 @@ def test_the_digits_job_is_the_embedded_default():
         ("[model]\nfamily = 'cvae'\nlr_g = 0.1\n", r"\[model\] \(cvae\): unknown key 'lr_g'"),
         ("[model]\nresolution = 32\n", r"resolution comes from the training data"),
         ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 to 4096\)"),
-        ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of spec\)"),
+        ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of source, spec\)"),
         ("[evaluate]\nsynthetic = 'x'\n", r"\[evaluate\]: unknown key 'synthetic' \(expected one of arms, classifier, "
          r"flip, k, metric, mix, mix_gamma, mix_ratio, policy, real, real_share, report, sample_size, seeds, steps, "
          r"swap_probability, test, tune, validation\)"),
@@ -103,3 +103,66 @@ def test_command_line_overrides_the_job(tmp_path):
     assert (job.train.out, job.train.steps, job.train.seed) == ("b", 20, 4)
     with pytest.raises(GenaugError, match=r"command line: batch_size = 0"):
         job_with_overrides(path, batch_size=0)
+
+
+VARIANTS_JOB = """
+[data]
+spec = "npz:${{SCANS:-{default}}}/scans.npz?split=train"
+source = "the scans, scans.npz"
+[synthesize]
+variants_of = "npz:${{SCANS:-{default}}}/scans.npz?split=train"
+[train]
+out = "runs/x"
+"""
+
+
+def test_job_strings_take_variables_from_the_environment_or_their_default(tmp_path, monkeypatch):
+    path = write(tmp_path, VARIANTS_JOB.format(default="data/here"))
+    monkeypatch.delenv("SCANS", raising=False)
+    assert load_job(path).data.spec == "npz:data/here/scans.npz?split=train"
+    monkeypatch.setenv("SCANS", "/mine")
+    job = load_job(path)
+    assert job.data.spec == job.synthesize.variants_of == "npz:/mine/scans.npz?split=train"
+    monkeypatch.delenv("SCANS")
+    with pytest.raises(GenaugError, match=r"^job .*: \$\{NOPE\} is not set \(expected it in the environment"):
+        load_job(write(tmp_path, '[data]\nspec = "npz:${NOPE}/x.npz"\n'))
+
+
+def test_set_replaces_keys_and_keys_that_repeated_the_data_spec_follow_it(tmp_path):
+    path = write(tmp_path, VARIANTS_JOB.format(default="data"))
+    job = load_job(path, ("data.spec=npz:other.npz", "train.steps=500", "evaluate.tune={strength = [0.3, 0.5]}"))
+    assert job.data.spec == job.synthesize.variants_of == "npz:other.npz"
+    assert job.train.steps == 500 and job.evaluate.tune == {"strength": (0.3, 0.5)}
+    job = load_job(path, ("synthesize.variants_of=npz:kept.npz", "data.spec=npz:other.npz"))
+    assert (job.data.spec, job.synthesize.variants_of) == ("npz:other.npz", "npz:kept.npz")
+    with pytest.raises(GenaugError, match=r"^--set 'steps=5': not SECTION.KEY=VALUE"):
+        load_job(path, ("steps=5",))
+    with pytest.raises(GenaugError, match=r"^job .*\[train\]: unknown key 'stepz'"):
+        load_job(path, ("train.stepz=5",))
+
+
+def test_a_missing_data_file_is_one_line_that_says_what_to_fetch_and_how_to_point_at_it(tmp_path):
+    from click.testing import CliRunner
+
+    from gen_aug.cli import main
+
+    path = write(tmp_path, VARIANTS_JOB.format(default=str(tmp_path / "absent")))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: job {path} [data] spec 'npz:{tmp_path}/absent/scans.npz?split=train': no such file or folder "
+        "(expected the scans, scans.npz; GENAUG_DATA=FOLDER points a shipped job at the folder holding it, "
+        "--set data.spec=npz:PATH at any copy)"]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_job_says_where_its_files_come_from_and_takes_genaug_data(path, monkeypatch):
+    job = load_job(path)
+    if job.data.spec.startswith("builtin:"):
+        return
+    assert job.data.source, f"{path.name}: [data] source missing"
+    monkeypatch.setenv("GENAUG_DATA", "/elsewhere")
+    moved = load_job(path)
+    assert "/elsewhere" in moved.data.spec and "shared" not in moved.data.spec
+    assert moved.synthesize.variants_of is None or "/elsewhere" in moved.synthesize.variants_of
