@@ -13,6 +13,7 @@ from gen_aug.data import LabelledImages, load_data
 from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.evaluation.evaluate import describe_evaluation
 from gen_aug.evaluation.figures import recall_figure
+from gen_aug.evaluation.limits import cannot_tell
 from gen_aug.evaluation.markdown import DIFFERENCES_FIGURE, MEMORISATION_FIGURE, RECALL_FIGURE, SAMPLES_FIGURE
 from gen_aug.evaluation.measure import evaluate_images
 from gen_aug.evaluation.options import EvaluationOptions
@@ -70,7 +71,8 @@ def test_report_md_leads_with_the_verdict_and_the_table_of_arms(evaluation, tmp_
     head = text.split("## ")[0]  # everything before the first section
     synthetic = result.arm("synthetic")
     versus_real = synthetic.difference("real", "accuracy")
-    assert f"- synthetic vs real: {versus_real.verdict} ({difference_text(versus_real)} points)" in head
+    verdict = cannot_tell(result, synthetic, "real") or versus_real.verdict  # 2 seeds of a fast net: too uncertain
+    assert f"- synthetic vs real: {verdict} ({difference_text(versus_real)} points)" in head
     row = next(line for line in head.splitlines() if line.startswith("| **synthetic** |"))
     assert score_text(synthetic.accuracy) in row and difference_text(versus_real) in row
     assert difference_text(synthetic.difference("classical", "accuracy")) in row

@@ -238,7 +238,7 @@ def _check_report_outside(report_dir: Path, synthetic: str) -> None:
 
 def describe_evaluation(result: EvaluationResult, report_dir: Path) -> str:
     """The summary `genaug evaluate` prints: the report's path, the image metrics, one line per arm, the verdicts."""
-    from gen_aug.evaluation.wording import arm_line, memorisation_line, verdict_lines
+    from gen_aug.evaluation.wording import arm_line, bottom_line, memorisation_line, verdict_lines
 
     frechet, quality = result.frechet_distance, result.precision_recall
     baseline = quality.real_train_vs_test
@@ -258,4 +258,5 @@ def describe_evaluation(result: EvaluationResult, report_dir: Path) -> str:
     lines += [f"{'TSTR':<16} {arm_line(result.tstr, metric)}"]
     lines += [f"{arm.name:<16} {arm_line(arm, metric)}" for arm in result.arms]
     lines += [f"verdict          {line}" for line in verdict_lines(result)]
+    lines.append(f"in a line        {bottom_line(result)}")
     return "\n".join(lines)

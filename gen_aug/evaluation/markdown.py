@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from gen_aug.evaluation.limits import cannot_tell
 from gen_aug.evaluation.options import METRICS
 from gen_aug.evaluation.result import EvaluationResult
 from gen_aug.evaluation.wording import (
     METRIC_NAMES,
     arms_nearer_the_test_shares,
+    bottom_line,
     difference_text,
     memorisation_line,
     percent,
@@ -39,7 +41,7 @@ def _figure(name: str, figures: Sequence[str]) -> list[str]:
 def markdown(result: EvaluationResult, figures: Sequence[str] = ()) -> str:
     """The report as Markdown; `figures` are the PNG names written beside it."""
     metric = result.settings.metric
-    lines = ["# genaug evaluation", "", f"**Verdict** ({METRIC_NAMES[metric]}):", ""]
+    lines = ["# genaug evaluation", "", f"**{bottom_line(result)}**", "", f"**Verdict** ({METRIC_NAMES[metric]}):", ""]
     lines += [f"- {line}" for line in verdict_lines(result)] or ["- no synthetic arm was run"]
     lines += ["", *arms_table(result)]
     lines += _figure(DIFFERENCES_FIGURE, figures)
@@ -71,7 +73,9 @@ def arms_table(result: EvaluationResult) -> list[str]:
         cells = [f"**{arm.name}**", arm.training or "", f"{arm.train_images:,}", score_text(arm.score(metric))]
         for to in ("real", "classical"):
             difference = arm.difference(to, metric)
-            cells += [difference_text(difference), difference.verdict] if difference is not None else ["", ""]
+            verdict = None if difference is None else "cannot tell" if cannot_tell(result, arm, to) else \
+                difference.verdict
+            cells += [difference_text(difference), verdict] if difference is not None else ["", ""]
         lines.append(_row(cells))
     return lines
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gen_aug.evaluation.limits import arm_named, failed_images, cannot_tell
 from gen_aug.evaluation.options import VARIANT_ARMS
 from gen_aug.evaluation.result import ArmSummary, Difference, EvaluationResult, Memorisation, Score
 from gen_aug.evaluation.statistics import CONFIDENCE, mean_interval
@@ -56,14 +57,49 @@ def verdict_lines(result: EvaluationResult) -> list[str]:
     for arm in result.arms:
         if arm.name not in SYNTHETIC_ARMS:
             continue
-        judged = [(to, arm.difference(to, metric)) for to in ("real", "classical")]
-        said = [f"vs {to}: {d.verdict} ({difference_text(d)} points)" for to, d in judged if d is not None]
+        said = []
+        for to in ("real", "classical"):
+            difference = arm.difference(to, metric)
+            if difference is not None:
+                verdict = cannot_tell(result, arm, to) or difference.verdict
+                said.append(f"vs {to}: {verdict} ({difference_text(difference)} points)")
         lines.append(f"{arm.name} {'; '.join(said)}")
     if lines:
         interval = f"{CONFIDENCE:.0%} interval over {seeds} seeds" if seeds > 1 else "one seed: no interval, no verdict"
         lines.insert(0, f"{METRIC_NAMES[metric]}, paired by seed ({interval}); 'helps' and 'hurts' need the "
                         "whole interval on one side of 0")
-    return lines + caveats(result)
+    failed = failed_images(result)
+    return ([failed] if failed else []) + lines + caveats(result)
+
+
+def bottom_line(result: EvaluationResult) -> str:
+    """One plain sentence: what to do with these synthetic images."""
+    failed = failed_images(result)
+    if failed is not None:
+        return "Do not train on these images: " + failed.split(": no arm")[0] + "."
+    metric = result.settings.metric
+    arms = [arm for arm in result.arms if arm.name in SYNTHETIC_ARMS]
+    against = "classical" if arm_named(result, "classical") is not None else "real"
+
+    def judged(verdict: str) -> list[ArmSummary]:
+        return [arm for arm in arms if (d := arm.difference(against, metric)) is not None and d.verdict == verdict]
+
+    helps, hurts = judged("helps"), judged("hurts")
+    if helps:
+        best = max(helps, key=lambda arm: arm.difference(against, metric).mean_points)
+        return (f"Use them as the {best.name} arm does: it beat {against} by "
+                f"{difference_text(best.difference(against, metric))} points on real test data.")
+    if not arms:
+        return "No arm trained on synthetic images: this report measures real and classical alone."
+    if all(cannot_tell(result, arm, against) for arm in arms):
+        return (f"These measurements cannot tell: every synthetic arm against {against} is "
+                f"{cannot_tell(result, arms[0], against).split(':')[0]}; see the verdicts.")
+    if hurts and len(hurts) == len(arms):
+        return (f"Do not use them: every synthetic arm fell below {against} (e.g. {hurts[0].name} "
+                f"{difference_text(hurts[0].difference(against, metric))} points).")
+    return (f"No evidence that they help: no synthetic arm beat {against} with its whole interval above 0; keep "
+            f"{against}{' augmentation' if against == 'classical' else ' training'}, or try another arm or setting "
+            "chosen on validation.")
 
 
 def caveats(result: EvaluationResult) -> list[str]:
