@@ -73,7 +73,9 @@ def test_the_distill_arm_runs_after_its_teacher_and_is_paired_with_real_and_clas
     assert "labelled by the same seed's classical classifier's probabilities" in distill.training
     assert "TrivialAugmentWide" in distill.training
     assert {d.to for d in distill.differences} == {"real", "classical"}
-    result = SimpleNamespace(arms=arms, settings=options, prior=None)  # what verdict_lines reads
+    images = SimpleNamespace(precision_recall=SimpleNamespace(precision=0.9), class_consistency=SimpleNamespace(
+        overall=0.9), class_names=train.class_names)  # synthetic images that pass as images
+    result = SimpleNamespace(arms=arms, settings=options, prior=None, **vars(images))  # what verdict_lines reads
     assert any(line.startswith("distill vs real: ") for line in verdict_lines(result))
 
 

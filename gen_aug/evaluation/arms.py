@@ -16,6 +16,7 @@ TSTR (synthetic only) is run the same way. Every arm is paired by seed with real
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -28,6 +29,7 @@ from gen_aug.evaluation.distill import TEACHER_ARM, TeacherLabels
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.options import CLASS_MIX_ARMS, METRICS, VARIANT_ARMS, EvaluationOptions
+from gen_aug.evaluation.parallel import jobs_for, run_all
 from gen_aug.evaluation.result import ArmSummary, Mixing, Score
 from gen_aug.evaluation.scores import per_class_recall, scores
 from gen_aug.evaluation.statistics import paired_difference
@@ -123,48 +125,91 @@ def tstr_plan(synthetic: LabelledImages) -> ArmPlan:
     return ArmPlan("tstr", synthetic, f"synthetic only ({len(synthetic.images):,} images)")
 
 
-def run_arm(
-    plan: ArmPlan,
-    test: LabelledImages,
-    config: ClassifierConfig,
-    options: EvaluationOptions,
-    device=None,
-    progress: bool = True,
-    teachers: dict[int, Classifier] | None = None,
-    keep: dict[int, Classifier] | None = None,
-) -> ArmSummary:
+@dataclass(frozen=True)
+class Run:
+    """One classifier run: an arm's plan at one seed; `teacher` labels its synthetic rows (distill), and `keep`
+    returns the classifier trained, to teach another arm."""
+
+    plan: ArmPlan
+    seed: int
+    teacher: Classifier | None = None
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    scores: dict  # metric -> its value on the test set
+    recall: list  # per class; None for a class without test images
+    classifier: Classifier | None  # where the run was asked to keep it
+
+
+def train_one(run: Run, test: LabelledImages, config: ClassifierConfig, options: EvaluationOptions, device=None,
+              show_steps: bool = False) -> RunOutcome:
+    """Train the run's classifier as its plan says and score it on `test`: the work of one task."""
+    plan, seed = run.plan, run.seed
+    augment = ClassicalAugment(options.policy, options.flip) if plan.classical else None
+    swap = None if plan.swap is None else plan.swap.swap
+    if plan.teacher is not None:
+        swap = TeacherLabels.of(plan.train, plan.synthetic_from, run.teacher).swap
+    common = dict(seed=seed, device=device, network=options.classifier, augment=augment, balanced=plan.balanced)
+    start, budget = None, config
+    if plan.pretrain is not None:
+        half = dataclasses.replace(config, steps=max(1, config.steps // 2))
+        start = train_classifier(plan.pretrain.images, plan.pretrain.labels, test.num_classes, half,
+                                 progress=f"{plan.name} (synthetic) seed {seed}" if show_steps else None, **common)
+        budget = dataclasses.replace(config, steps=max(1, config.steps - half.steps))
+    trained = train_classifier(plan.train.images, plan.train.labels, test.num_classes, budget, start=start,
+                               progress=f"{plan.name} seed {seed}" if show_steps else None, swap=swap, **common)
+    probabilities = trained.predict_proba(test.images)
+    return RunOutcome(scores(probabilities, test.labels),
+                      per_class_recall(probabilities.argmax(axis=1), test.labels, test.num_classes),
+                      trained if run.keep else None)
+
+
+def run_plans(plans: Sequence[ArmPlan], test: LabelledImages, config: ClassifierConfig, options: EvaluationOptions,
+              device=None, progress: bool = True, teachers: dict[str, dict[int, Classifier]] | None = None,
+              keep: Sequence[str] = ()) -> tuple[list[ArmSummary], dict[str, dict[int, Classifier]]]:
+    """Every seed of every plan as one set of runs, side by side where the options allow (parallel.py); returns
+    (each plan's summary, in order; the classifiers of the plans named in `keep`, by seed)."""
+    runs = [Run(plan, seed, None if plan.teacher is None else teachers[plan.teacher][seed], plan.name in keep)
+            for plan in plans for seed in options.seeds]
+    jobs = jobs_for(options.jobs, None if device is None else str(device))
+    work = functools.partial(train_one, test=test, config=config, options=options, device=device,
+                             show_steps=progress and jobs <= 1)
+    outcomes = run_all(work, runs, [f"{run.plan.name} seed {run.seed}" for run in runs], jobs, progress)
+    seeds = len(options.seeds)
+    summaries = [summarize(plan, outcomes[i * seeds:(i + 1) * seeds]) for i, plan in enumerate(plans)]
+    kept = {run.plan.name: {} for run in runs if run.keep}
+    for run, outcome in zip(runs, outcomes):
+        if run.keep:
+            kept[run.plan.name][run.seed] = outcome.classifier
+    return summaries, kept
+
+
+def run_arm(plan: ArmPlan, test: LabelledImages, config: ClassifierConfig, options: EvaluationOptions, device=None,
+            progress: bool = True, teachers: dict[int, Classifier] | None = None,
+            keep: dict[int, Classifier] | None = None) -> ArmSummary:
     """One classifier per seed trained as `plan` says, each scored on `test`; differences are added by `pair_arms`.
 
     `teachers`: plan.teacher's classifier of each seed; `keep` receives this arm's, by seed, to teach another.
     """
-    augment = ClassicalAugment(options.policy, options.flip) if plan.classical else None
-    runs, recalls = [], []
-    for seed in options.seeds:
-        swap = None if plan.swap is None else plan.swap.swap
-        if plan.teacher is not None:
-            swap = TeacherLabels.of(plan.train, plan.synthetic_from, teachers[seed]).swap
-        common = dict(seed=seed, device=device, network=options.classifier, augment=augment, balanced=plan.balanced)
-        start, budget = None, config
-        if plan.pretrain is not None:
-            half = dataclasses.replace(config, steps=max(1, config.steps // 2))
-            start = train_classifier(plan.pretrain.images, plan.pretrain.labels, test.num_classes, half,
-                                     progress=f"{plan.name} (synthetic) seed {seed}" if progress else None, **common)
-            budget = dataclasses.replace(config, steps=max(1, config.steps - half.steps))
-        trained = train_classifier(plan.train.images, plan.train.labels, test.num_classes, budget, start=start,
-                                   progress=f"{plan.name} seed {seed}" if progress else None,
-                                   swap=swap, **common)
-        if keep is not None:
-            keep[seed] = trained
-        probabilities = trained.predict_proba(test.images)
-        runs.append(scores(probabilities, test.labels))
-        recalls.append(per_class_recall(probabilities.argmax(axis=1), test.labels, test.num_classes))
+    (summary,), kept = run_plans([plan], test, config, options, device, progress,
+                                 teachers={plan.teacher: teachers} if plan.teacher is not None else None,
+                                 keep=(plan.name,) if keep is not None else ())
+    if keep is not None:
+        keep.update(kept[plan.name])
+    return summary
+
+
+def summarize(plan: ArmPlan, outcomes: Sequence[RunOutcome]) -> ArmSummary:
+    """An arm's scores over its seeds' runs."""
     counts = plan.train.class_counts()
-    recall_mean, recall_std = _column_stats(recalls)
+    recall_mean, recall_std = _column_stats([outcome.recall for outcome in outcomes])
     return ArmSummary(
         name=plan.name, training=plan.training, train_images=len(plan.train.images),
         class_counts=tuple(counts.tolist()), sampled_shares=sampled_shares(counts, plan.balanced),
         pretrain_images=0 if plan.pretrain is None else len(plan.pretrain.images),
-        **{metric: _score([run[metric] for run in runs]) for metric in METRICS},
+        **{metric: _score([outcome.scores[metric] for outcome in outcomes]) for metric in METRICS},
         per_class_recall_mean=recall_mean, per_class_recall_std=recall_std,
     )
 
@@ -201,12 +246,16 @@ def run_arms(
 ) -> tuple[ArmSummary, Mixing, tuple[ArmSummary, ...]]:
     """(TSTR, the mix, every arm of `options.arms`), each arm paired with real and classical."""
     plans, mixing = plan_arms(options.arms, real_train, synthetic, options, variant_sources)
-    kept = {plan.teacher: {} for plan in plans if plan.teacher is not None}  # each teacher's classifiers, by seed
-    summaries = {}
-    for plan in sorted([tstr_plan(synthetic), *plans], key=lambda plan: plan.teacher is not None):  # teachers first
+    everything = [tstr_plan(synthetic), *plans]
+    teachers = tuple(plan.teacher for plan in plans if plan.teacher is not None)
+    first = [plan for plan in everything if plan.teacher is None]  # teachers among them: they run first
+    then = [plan for plan in everything if plan.teacher is not None]
+    for plan in everything:
         log(f"arm {plan.name}: {plan.training} ({len(options.seeds)} seeds)")
-        summaries[plan.name] = run_arm(plan, real_test, config, options, device, progress,
-                                       teachers=kept.get(plan.teacher), keep=kept.get(plan.name))
+    done, kept = run_plans(first, real_test, config, options, device, progress, keep=teachers)
+    if then:
+        done += run_plans(then, real_test, config, options, device, progress, teachers=kept)[0]
+    summaries = {summary.name: summary for summary in done}
     in_order = [summaries["tstr"], *(summaries[plan.name] for plan in plans)]
     baselines = [arm for arm in in_order[1:] if arm.name in ("real", "classical")]
     tstr, *arms = pair_arms(in_order, baselines)

@@ -85,6 +85,9 @@ def _arm_list(ctx, param, value):
               show_default=True, help="The classical arms' torchvision policy, after a random resized crop.")
 @click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
               help="Classical arms also flip left-right: only where the domain allows it.")
+@click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Classifier runs at once, one torch thread each [default: one per usable CPU; 1 on a GPU]. "
+                   "The figures do not depend on it.")
 @click.option("--sample-size", type=click.IntRange(min=2), default=EvaluationOptions.sample_size, show_default=True,
               metavar="N", help="Images per set for Fréchet distance, precision/recall and memorisation.")
 @click.option("--k", type=click.IntRange(min=1), default=EvaluationOptions.k, show_default=True, metavar="K",
@@ -93,7 +96,7 @@ def _arm_list(ctx, param, value):
               show_default=True)
 def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifier, metric, seeds, steps, mix,
                      mix_ratio, real_share, swap_probability, mix_gamma, tune, validation, policy, flip,
-                     sample_size, k, device):
+                     jobs, sample_size, k, device):
     """Measure synthetic images against real ones and against classical augmentation; write report.md and figures.
 
     A classifier trained on the real train split (cached) judges class consistency, gives the
@@ -121,7 +124,7 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
         real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
         classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share,
         swap_probability=swap_probability, mix_gamma=mix_gamma, tune=tune, validation=validation, policy=policy,
-        flip=flip, sample_size=sample_size, k=k, device=device,
+        flip=flip, jobs=jobs, sample_size=sample_size, k=k, device=device,
     )
     result, folder = evaluate(options, log=lambda message: click.echo(message, err=True))
     click.echo(describe_evaluation(result, folder))

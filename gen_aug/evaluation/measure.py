@@ -22,6 +22,7 @@ from gen_aug.evaluation.metrics import (
 )
 from gen_aug.evaluation.mixing import check_compatible
 from gen_aug.evaluation.options import EvaluationOptions
+from gen_aug.evaluation.parallel import THREADS_PER_RUN
 from gen_aug.evaluation.result import (
     ClassPrior,
     EvaluatedSets,
@@ -81,7 +82,7 @@ def evaluate_images(
             seeds=tuple(options.seeds), classifier=config, network=options.classifier, arms=tuple(options.arms),
             metric=options.metric, mix=options.mix, mix_ratio=options.mix_ratio, real_share=options.real_share,
             policy=options.policy, flip=options.flip, sample_size=options.sample_size, sample_seed=sample_seed,
-            k=options.k,
+            k=options.k, threads_per_run=THREADS_PER_RUN,
         ),
         reference_classifier=reference,
         class_consistency=consistency,

@@ -58,6 +58,7 @@ class EvaluationOptions:
     validation: str | None = None  # data spec the grid is scored on; None: --real's val split (never its test split)
     # With synthesis settings in `tune`: the output made at each of their points, in grid order (`genaug run` fills it).
     synthetic_outputs: tuple[str, ...] = dataclasses.field(default=(), metadata=NOT_IN_JOB)
+    jobs: int | None = None  # classifier runs at once, one torch thread each; None: one per usable CPU (1 on a GPU)
     sample_size: int = 2000  # images per set for Fréchet distance, precision/recall and memorisation
     k: int = 3  # neighbours for precision/recall
     device: Literal["auto", "cpu", "cuda"] = dataclasses.field(default="auto", metadata=NOT_IN_JOB)  # auto: cuda if any
@@ -65,6 +66,7 @@ class EvaluationOptions:
     def __post_init__(self):
         require(len(self.seeds) >= 1 and min(self.seeds) >= 0, "seeds", list(self.seeds), "one or more seeds >= 0")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", list(self.seeds), "each seed once")
+        require(self.jobs is None or self.jobs >= 1, "jobs", self.jobs, "1 or more")
         for key in ("steps", "k"):
             require(getattr(self, key) >= 1, key, getattr(self, key), "1 or more")
         require(self.sample_size > self.k, "sample_size", self.sample_size, f"more than k = {self.k}")

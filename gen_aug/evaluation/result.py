@@ -46,6 +46,7 @@ class EvaluationSettings:
     sample_size: int  # at most this many images per set for the distances
     sample_seed: int  # which images those are
     k: int  # neighbours for precision/recall
+    threads_per_run: int | None = None  # torch threads of every classifier run (reports before parallel runs: None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from typing import Callable
 
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.evaluation.arms import plan_arms, run_arm
+from gen_aug.evaluation.arms import plan_arms, run_arm, run_plans
 from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.evaluation.distill import TEACHER_ARM
 from gen_aug.evaluation.options import SYNTHESIS_TUNABLE, TUNABLE, EvaluationOptions
@@ -71,12 +71,11 @@ def tune(real_train: LabelledImages, validation: LabelledImages, outputs: list[O
             at = dataclasses.replace(options, **point)
             words = ", ".join(f"{key} {value:g}" for key, value in {**made_at, **point}.items())
             plans, _ = plan_arms(arms, real_train, synthetic, at, variant_sources)
-            means = []
-            for plan in plans:
-                log(f"tune {words}: arm {plan.name} on validation ({len(options.seeds)} seeds)")
-                summary = run_arm(plan, validation, config, at, device, progress, teachers=teachers or None)
-                means.append(summary.score(metric).mean)
-            points.append(TunedPoint(settings={**made_at, **point}, arms=arms, means=tuple(means)))
+            log(f"tune {words}: {', '.join(arms)} on validation ({len(options.seeds)} seeds each)")
+            summaries, _ = run_plans(plans, validation, config, at, device, progress,
+                                     teachers={TEACHER_ARM: teachers} if teachers else None)
+            means = tuple(summary.score(metric).mean for summary in summaries)
+            points.append(TunedPoint(settings={**made_at, **point}, arms=arms, means=means))
             output_of.append(index)
     best = max(range(len(points)), key=lambda i: (points[i].best(), -i))
     grid = {key: list(values) for key, values in options.tune.items()}  # as report.json holds it
