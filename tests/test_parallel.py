@@ -11,7 +11,7 @@ from gen_aug.data import LabelledImages, load_data
 from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.evaluation.measure import evaluate_images
 from gen_aug.evaluation.options import EvaluationOptions
-from gen_aug.evaluation.parallel import THREADS_PER_RUN, jobs_for, run_all, usable_cpus
+from gen_aug.evaluation.parallel import MIN_STEPS_TO_SPREAD, THREADS_PER_RUN, jobs_for, run_all, usable_cpus
 
 FAST = ClassifierConfig(width=4, feature_dim=16, steps=40, batch_size=64)
 ARMS = ("real", "classical", "synthetic", "distill")
@@ -42,9 +42,10 @@ def test_two_runs_at_once_give_the_figures_of_one_at_a_time(sets, tmp_path, capf
     assert any("8/8" in line for line in finals) and any("2/2" in line for line in finals), finals[-3:]
 
 
-def test_runs_at_once_default_to_the_usable_cpus_and_to_one_on_a_gpu():
-    assert jobs_for(3, "cpu") == 3 and jobs_for(None, "cuda") == 1
-    assert jobs_for(None, "cpu") == usable_cpus() >= 1
+def test_runs_at_once_default_to_the_usable_cpus_and_to_one_on_a_gpu_or_for_short_runs():
+    assert jobs_for(3, "cpu", 10) == 3 and jobs_for(None, "cuda", 10**6) == 1
+    assert jobs_for(None, "cpu", MIN_STEPS_TO_SPREAD) == usable_cpus() >= 1
+    assert jobs_for(None, "cpu", MIN_STEPS_TO_SPREAD - 1) == 1  # starting processes would cost more than it saves
 
 
 def test_every_run_here_uses_the_fixed_thread_count_and_the_caller_keeps_its_own():

@@ -173,7 +173,7 @@ def run_plans(plans: Sequence[ArmPlan], test: LabelledImages, config: Classifier
     (each plan's summary, in order; the classifiers of the plans named in `keep`, by seed)."""
     runs = [Run(plan, seed, None if plan.teacher is None else teachers[plan.teacher][seed], plan.name in keep)
             for plan in plans for seed in options.seeds]
-    jobs = jobs_for(options.jobs, None if device is None else str(device))
+    jobs = jobs_for(options.jobs, None if device is None else str(device), len(runs) * config.steps)
     work = functools.partial(train_one, test=test, config=config, options=options, device=device,
                              show_steps=progress and jobs <= 1)
     outcomes = run_all(work, runs, [f"{run.plan.name} seed {run.seed}" for run in runs], jobs, progress)

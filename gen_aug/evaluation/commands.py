@@ -86,8 +86,8 @@ def _arm_list(ctx, param, value):
 @click.option("--flip/--no-flip", default=EvaluationOptions.flip, show_default=True,
               help="Classical arms also flip left-right: only where the domain allows it.")
 @click.option("--jobs", type=click.IntRange(min=1), metavar="N",
-              help="Classifier runs at once, one torch thread each [default: one per usable CPU; 1 on a GPU]. "
-                   "The figures do not depend on it.")
+              help="Classifier runs at once, one torch thread each [default: one per usable CPU; 1 on a GPU or "
+                   "for short runs]. The figures do not depend on it.")
 @click.option("--sample-size", type=click.IntRange(min=2), default=EvaluationOptions.sample_size, show_default=True,
               metavar="N", help="Images per set for Fréchet distance, precision/recall and memorisation.")
 @click.option("--k", type=click.IntRange(min=1), default=EvaluationOptions.k, show_default=True, metavar="K",

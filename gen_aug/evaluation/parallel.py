@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 THREADS_PER_RUN = 1  # torch threads of every classifier run, whatever the number of runs at once
 REFRESH_S = 1.0  # the overall bar redraws at least this often while runs are under way
+# Each process of the pool imports torch first (seconds): runs of fewer steps than this in all stay here.
+MIN_STEPS_TO_SPREAD = 5000
 
 Task = TypeVar("Task")
 Outcome = TypeVar("Outcome")
@@ -35,11 +37,12 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def jobs_for(jobs: int | None, device: str | None) -> int:
-    """Runs at once: as asked, else one per usable CPU; one on a GPU, which runs them one after another anyway."""
+def jobs_for(jobs: int | None, device: str | None, total_steps: int) -> int:
+    """Runs at once: as asked; else one per usable CPU where the runs' `total_steps` repay starting processes, and
+    one on a GPU, which runs them one after another anyway."""
     if jobs is not None:
         return jobs
-    if device == "cuda" or (device is None and torch.cuda.is_available()):
+    if device == "cuda" or (device is None and torch.cuda.is_available()) or total_steps < MIN_STEPS_TO_SPREAD:
         return 1
     return usable_cpus()
 
