@@ -178,7 +178,8 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
 @click.argument("job_path", metavar="JOB.toml")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Replace a setting of the job file, e.g. data.spec=npz:PATH or train.steps=500 (repeatable).")
-def run_command(job_path, overrides):
+@click.option("--dry-run", is_flag=True, help="Print each stage's work and rough time here; run nothing.")
+def run_command(job_path, overrides, dry_run):
     """Train, synthesize and evaluate a job in one go, skipping each stage whose output is complete.
 
     The snapshot counts as complete when it has the job's steps, model and data; the synthesis
@@ -188,6 +189,7 @@ def run_command(job_path, overrides):
     \b
     Examples:
       genaug run jobs/digits.toml
+      genaug run jobs/digits.toml --dry-run
       genaug run jobs/mnist.toml
       GENAUG_DATA=~/medmnist genaug run jobs/breastmnist.toml
       genaug run jobs/breastmnist.toml --set data.spec=npz:scans/breastmnist.npz --set train.steps=500
@@ -198,6 +200,11 @@ def run_command(job_path, overrides):
 
     job = load_job(job_path, overrides)
     job.data.check_found(job_path)
+    if dry_run:
+        from gen_aug.pipeline import dry_run as plan_only
+
+        click.echo("\n".join(plan_only(job)))
+        return
     stages, result, report = run_job(job, echo=click.echo)
     click.echo("== done")
     click.echo(describe_stages(stages))

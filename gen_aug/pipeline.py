@@ -80,6 +80,54 @@ def synthesis_grid(job: Job, synthetic: str) -> list[tuple[Job, str]]:
     return outputs
 
 
+def dry_run(job: Job) -> list[str]:
+    """What `genaug run` would do and roughly how long each stage takes here (estimate.py), starting no work:
+    no training, no Ray, no file written."""
+    from gen_aug.data import load_data
+    from gen_aug.estimate import duration, estimate_job
+    from gen_aug.evaluation.parallel import jobs_for
+    from gen_aug.evaluation.tuning import grid_points, split_grid
+    from gen_aug.synthesis.manifest import manifest_name
+    from gen_aug.synthesis.storage import open_location
+    from gen_aug.train import SNAPSHOT_NAME
+
+    run, synthetic, report = job_paths(job)
+    data = load_data(job.data.spec)
+    outputs = synthesis_grid(job, synthetic)
+    images = sum(_images_of(point_job, data) for point_job, _ in outputs)
+    made_grid, own_grid = split_grid(job.evaluate.tune)
+    runs = (len(job.evaluate.arms) + 1) * len(job.evaluate.seeds)  # every arm and TSTR, at every seed
+    if job.evaluate.tune is not None:
+        tuned = len([arm for arm in job.evaluate.arms if arm not in ("real", "classical", "reweighted")])
+        runs += tuned * len(job.evaluate.seeds) * len(grid_points(made_grid)) * len(grid_points(own_grid))
+    jobs = jobs_for(job.evaluate.jobs, None if job.train.device == "auto" else job.train.device,
+                    runs * job.evaluate.steps)
+    found = {
+        "train": (run / SNAPSHOT_NAME).exists(),
+        "synthesize": all(manifest_name(open_location(out)) is not None for _, out in outputs),
+        "evaluate": (report / "report.json").exists(),
+    }
+    estimates = estimate_job(job, data, images, runs, jobs)
+    lines = [f"dry run of {job.train.out}: nothing is trained, synthesized or written"]
+    for estimate in estimates:
+        lines.append(estimate.line() + ("; its output exists, and is kept if it is the job's" if found[estimate.stage]
+                                        else ""))
+    lines.append(f"{'in all':<11} about {duration(sum(e.seconds for e in estimates))} if every stage runs")
+    return lines
+
+
+def _images_of(job: Job, data) -> int:
+    """Images the job's synthesis makes (a variants job: its sources x variants x strengths)."""
+    from gen_aug.data import load_data
+    from gen_aug.synthesis.plan import make_plan
+
+    options = job.synthesize
+    if options.variants_of is not None:
+        return len(load_data(options.variants_of).labels) * options.per_image * len(options.strength)
+    return make_plan(data.class_names, n=options.n, per_class=options.per_class, class_weights=options.class_weights,
+                     classes=options.classes, real_counts=data.class_counts().tolist()).n
+
+
 def _timed(stage: str, action: str, why: str, started: float) -> StageResult:
     return StageResult(stage, action, round(time.perf_counter() - started, 1), why)
 

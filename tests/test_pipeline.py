@@ -95,3 +95,31 @@ def test_a_run_folder_holding_another_model_is_refused(ray_local, private_classi
     with pytest.raises(GenaugError, match="already has 10 steps"):
         actions(write_job(tmp_path, steps=5))
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == snapshot
+
+
+def test_dry_run_prints_each_stage_s_work_and_time_and_starts_none(tmp_path):
+    path = write_job(tmp_path)
+    result = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"dry run of {tmp_path / 'run'}: nothing is trained, synthesized or written"
+    assert lines[1].startswith("train       20 steps of a cgan on 300 images; about ")
+    assert lines[2].startswith("synthesize  200 images; about ")
+    assert lines[3].startswith("evaluate    5 classifier runs of 20 steps, 1 at once; about ")  # 4 arms + TSTR, 1 seed
+    assert lines[4].startswith("in all      about ") and lines[4].endswith(" if every stage runs")
+    assert not (tmp_path / "run").exists()
+
+
+def test_dry_run_of_a_variants_grid_counts_every_output_and_every_validation_run(tmp_path):
+    from gen_aug.pipeline import dry_run
+
+    path = tmp_path / "job.toml"
+    path.write_text(JOB.format(run=tmp_path / "run", width=4, steps=20, n=200, mix_ratio=1.0).replace(
+        "min_confidence = 0.0", 'variants_of = "builtin:digits?limit_per_class=30"\nper_image = 2').replace(
+        'family = "cgan"', 'family = "cdm"\nsteps = 4').replace("z_dim = 8\n", "").replace(
+        "n = 200\n", "").replace("mix_ratio = 1.0", 'arms = ["real", "classical", "variants"]\n'
+                                                   'tune = {strength = [0.3, 0.6]}'))
+    lines = dry_run(load_job(path))
+    assert lines[2].startswith("synthesize  1,200 images; about ")  # 300 sources x 2 variants, at 2 strengths
+    assert lines[3].startswith("evaluate    6 classifier runs of 20 steps")  # 3 arms + TSTR, and variants at 2 points
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,93 @@
+"""What a job will cost on this machine, before it runs: short timed probes of each stage, scaled to the job.
+
+A training step, a few generated images and a few classifier steps are timed on the job's own data
+and model; each stage's estimate is its count of those (steps, images, classifier steps over the
+runs at once) times the probe. Rough by design (caches, warm-up, Ray's start and other load are left
+out): enough to tell minutes from hours before the hours are spent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gen_aug.config import Job
+from gen_aug.data import LabelledImages
+
+PROBE_TRAIN_STEPS = 3  # timed after one untimed step, which pays for first-call setup
+PROBE_IMAGES = 8
+PROBE_CLASSIFIER_STEPS = 20
+
+
+@dataclass(frozen=True)
+class StageEstimate:
+    stage: str
+    work: str  # what it does, in words
+    seconds: float  # roughly, on this machine
+
+    def line(self) -> str:
+        return f"{self.stage:<11} {self.work}; about {duration(self.seconds)}"
+
+
+def estimate_job(job: Job, data: LabelledImages, images: int, runs: int, jobs: int) -> list[StageEstimate]:
+    """Each stage of `job` with its rough time here: `images` the synthesis makes, `runs` classifier runs (arms x
+    seeds, TSTR and any grid's), `jobs` of them at once."""
+    from gen_aug.train import _seeded_model, pick_device
+
+    device = pick_device(job.train.device)
+    model, trainer = _seeded_model(data, job.model.family, job.model.options, job.train, device)
+    step_s = _train_step_seconds(trainer, data, job.train.batch_size, device)
+    image_s = _image_seconds(model.eval(), data.num_classes, device)
+    classifier_s = _classifier_step_seconds(data, job.evaluate.classifier_config().batch_size, device)
+    classifier_steps = runs * job.evaluate.steps
+    return [
+        StageEstimate("train", f"{job.train.steps:,} steps of a {job.model.family} on {len(data.images):,} images",
+                      job.train.steps * step_s),
+        StageEstimate("synthesize", f"{images:,} images", images * image_s),
+        StageEstimate("evaluate", f"{runs} classifier runs of {job.evaluate.steps:,} steps, {jobs} at once",
+                      classifier_steps * classifier_s / max(1, min(jobs, runs))),
+    ]
+
+
+def _train_step_seconds(trainer, data: LabelledImages, batch_size: int, device: torch.device) -> float:
+    from gen_aug.images import to_float
+
+    generator = torch.Generator(device).manual_seed(0)
+    batch = torch.from_numpy(np.arange(batch_size) % len(data.images))
+    images, labels = to_float(data.images[batch.numpy()]).to(device), torch.from_numpy(data.labels[batch.numpy()])
+    trainer.step(images, labels.to(device), generator)
+    started = time.perf_counter()
+    for _ in range(PROBE_TRAIN_STEPS):
+        trainer.step(images, labels.to(device), generator)
+    return (time.perf_counter() - started) / PROBE_TRAIN_STEPS
+
+
+def _image_seconds(model: torch.nn.Module, num_classes: int, device: torch.device) -> float:
+    with torch.inference_mode():
+        z = torch.randn(PROBE_IMAGES, model.z_dim, device=device)
+        labels = torch.arange(PROBE_IMAGES, device=device) % num_classes
+        started = time.perf_counter()
+        model.generate(z, labels)
+    return (time.perf_counter() - started) / PROBE_IMAGES
+
+
+def _classifier_step_seconds(data: LabelledImages, batch_size: int, device: torch.device) -> float:
+    from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
+    from gen_aug.evaluation.parallel import THREADS_PER_RUN, torch_threads
+
+    config = ClassifierConfig(steps=PROBE_CLASSIFIER_STEPS, batch_size=batch_size)
+    with torch_threads(THREADS_PER_RUN):  # as every evaluation run trains
+        started = time.perf_counter()
+        train_classifier(data.images, data.labels, data.num_classes, config, device=device)
+    return (time.perf_counter() - started) / PROBE_CLASSIFIER_STEPS
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
