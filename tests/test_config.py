@@ -67,7 +67,7 @@ def test_the_digits_job_is_the_embedded_default():
         ("[model]\nwidth = 0\n", r"width = 0 \(expected 1 to 4096\)"),
         ("[data]\npath = 'x'\n", r"\[data\]: unknown key 'path' \(expected one of source, spec\)"),
         ("[evaluate]\nsynthetic = 'x'\n", r"\[evaluate\]: unknown key 'synthetic' \(expected one of arms, classifier, "
-         r"flip, k, metric, mix, mix_gamma, mix_ratio, policy, real, real_share, report, sample_size, seeds, steps, "
+         r"flip, jobs, k, metric, mix, mix_gamma, mix_ratio, policy, real, real_share, report, sample_size, seeds, steps, "
          r"swap_probability, test, tune, validation\)"),
         ("[evaluate]\ndevice = 'cpu'\n", r"\[evaluate\]: unknown key 'device'"),
         ("[evaluate]\nsample_size = 3\n", r"\[evaluate\]: sample_size = 3 \(expected more than k = 3\)"),
