@@ -185,3 +185,15 @@ def test_a_manifest_of_a_confidence_filter_still_reads(from_noise):
     with pytest.raises(Exception, match="expected the record of a --min-confidence or --select useful job"):
         FilterSettings.from_dict({**old, "min_confidence": None, "select": "useful"}, "a bad manifest")
     assert json.loads(json.dumps(manifest["filter"])) == manifest["filter"]
+
+
+def test_the_judge_s_training_has_its_bar(digits_snapshot, tmp_path, monkeypatch, capfd):
+    from gen_aug.synthesis.filter import filter_settings
+
+    monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "fresh-cache"))
+    meta = load_snapshot(digits_snapshot).meta
+    filter_settings(DIGITS, None, "useful", PER_ROUND, JUDGE, meta)
+    shown = capfd.readouterr().err.replace("\r", "\n")
+    assert f"--select useful: its judge (cached after):   0%|          | 0/{JUDGE.steps}" in shown
+    filter_settings(DIGITS, None, "useful", PER_ROUND, JUDGE, meta)  # from the cache: no training, no bar
+    assert "its judge" not in capfd.readouterr().err

@@ -246,8 +246,10 @@ def reference_classifier(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
+    progress: str | None = None,
 ) -> Classifier:
-    """The classifier trained on `train`, from the cache when the same data, config and version trained it before."""
+    """The classifier trained on `train`, from the cache when the same data, config and version trained it before;
+    `progress` names the training's bar on stderr."""
     key = cache_key(train, config, seed)
     folder = cache_root(cache_dir) / "classifiers"
     weights_path, meta_path = folder / f"{key[:32]}.safetensors", folder / f"{key[:32]}.json"
@@ -255,7 +257,8 @@ def reference_classifier(
     cached = _load_cached(weights_path, meta_path, key, device)
     if cached is not None:
         return cached
-    classifier = train_classifier(train.images, train.labels, train.num_classes, config, seed=seed, device=device)
+    classifier = train_classifier(train.images, train.labels, train.num_classes, config, seed=seed, device=device,
+                                  progress=progress)
     meta = {
         "key": key,
         "version": CLASSIFIER_VERSION,

@@ -64,7 +64,8 @@ def evaluate_images(
     device = None if options.device == "auto" else options.device
     sets = _checked_sets(real_train, real_test, synthetic, options.k)
     log("reference classifier (trained on real train, cached)")
-    judge = reference_classifier(real_train, config, seed=REFERENCE_SEED, cache_dir=cache_dir, device=device)
+    judge = reference_classifier(real_train, config, seed=REFERENCE_SEED, cache_dir=cache_dir, device=device,
+                                 progress="reference classifier" if progress else None)
     reference = _reference_score(judge, real_train, real_test, config)
     consistency = class_consistency(judge.predict(synthetic.images), synthetic.labels, real_train.num_classes)
     log(f"features of at most {options.sample_size} images per set; nearest real image of each synthetic one")

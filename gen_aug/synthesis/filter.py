@@ -50,7 +50,7 @@ def filter_settings(
     train = load_data(dataclasses.replace(parse_spec(data_spec), split="train"))
     require_snapshot_data(train, snapshot_meta, f"--data {data_spec!r}")
     config = config or ClassifierConfig()
-    judge = reference_classifier(train, config, seed=REFERENCE_SEED)
+    judge = reference_classifier(train, config, seed=REFERENCE_SEED, progress=f"{flag}: its judge (cached after)")
     weights = classifier_weights(judge)
     rule = {}
     if select == "useful":
