@@ -46,8 +46,11 @@ main.add_command(evaluate_command)
 def data_command(spec, export_dir):
     """Load a data set and print its size, image shape, per-class counts and what loading did to it.
 
-    SPEC is KIND:PATH[?OPTIONS], KIND one of builtin, folder, npz, idx; OPTIONS are split=train|val|test,
-    limit_per_class=K, resolution=R, channels=1|3, for folders intensity=set|image|full and skip_bad=true, joined by '&'.
+    SPEC is KIND:PATH[?OPTIONS], KIND one of builtin, folder, npz, idx; OPTIONS, joined by '&', are
+    split=train|val|test, limit_per_class=K (the first K of each class), class_fraction=CLASS:F (the first
+    share F of one class: an imbalanced cut), resolution=R with resize=stretch|crop|pad, channels=1|3;
+    for folders intensity=set|image|full and skip_bad=true; for numbered classes (npz, idx, builtin)
+    classes=NAME,... in label order.
 
     \b
     Examples:
@@ -55,6 +58,7 @@ def data_command(spec, export_dir):
       genaug data 'idx:../shared/data/mnist-t10k?split=test'
       genaug data 'npz:../shared/data/retinamnist/retinamnist.npz?split=train&limit_per_class=50'
       genaug data 'folder:scans/?resolution=64&channels=1'
+      genaug data 'npz:breastmnist.npz?classes=malignant,benign&class_fraction=malignant:0.1'
       genaug data 'folder:xrays/?intensity=image&skip_bad=true' --export-split xrays-train/
     """
     from gen_aug.data import describe, load_data

@@ -1,6 +1,7 @@
 """Data sources on files the tests make themselves, the real shared sets when present, and every bad input."""
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,23 @@ def test_class_fraction_keeps_the_first_share_of_one_class_in_file_order():
 def test_bad_class_fractions_are_one_line_errors(option, message):
     with pytest.raises(GenaugError, match=message):
         load_data(f"builtin:digits?{option}")
+
+
+def test_numbered_classes_take_names_from_the_spec_and_keep_their_pixels():
+    numbered = load_data("builtin:digits?limit_per_class=3")
+    named = load_data("builtin:digits?limit_per_class=3&classes=" + ",".join(f"d{k}" for k in range(10)))
+    assert named.class_names == tuple(f"d{k}" for k in range(10)) and numbered.class_names[0] == "0"
+    assert np.array_equal(named.images, numbered.images) and np.array_equal(named.labels, numbered.labels)
+    assert named.description.endswith("&classes=d0,d1,d2,d3,d4,d5,d6,d7,d8,d9")
+    cut = load_data("builtin:digits?class_fraction=d0:0.1&classes=" + ",".join(f"d{k}" for k in range(10)))
+    assert cut.class_counts()[0] == 14  # class_fraction takes the new name
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("builtin:digits?classes=a,b", "classes= gives 2 names for 10 classes"),
+    ("builtin:digits?classes=a,a,b", "classes='a,a,b' (expected distinct names"),
+    ("folder:x?classes=a,b", "a folder's classes are its subfolders' names"),
+])
+def test_bad_class_names_are_one_line_errors(spec, message):
+    with pytest.raises(GenaugError, match=re.escape(message)):
+        load_data(spec)

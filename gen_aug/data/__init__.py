@@ -73,6 +73,14 @@ class LabelledImages:
         )
 
 
+def _named(parsed: DataSpec, numbered: tuple[str, ...]) -> tuple[str, ...]:
+    """?classes=: one name per numbered class, in label order."""
+    if len(parsed.classes) != len(numbered):
+        raise GenaugError(f"data {parsed.kind}:{parsed.path}: classes= gives {len(parsed.classes)} names for "
+                          f"{len(numbered)} classes ({', '.join(numbered)}; expected one name each, in label order)")
+    return parsed.classes
+
+
 def load_data(spec: str | DataSpec) -> LabelledImages:
     """Load, split, limit, resize and convert a data set as its spec says."""
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
@@ -93,15 +101,16 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
         is_test = protocol_test_mask(raw.labels)
         keep = is_test if parsed.split == "test" else ~is_test
         images, labels = raw.images[keep], raw.labels[keep]
-    num_classes = len(raw.class_names)
+    class_names = raw.class_names if parsed.classes is None else _named(parsed, raw.class_names)
+    num_classes = len(class_names)
     if num_classes < 2:
         raise GenaugError(
             f"data {parsed.kind}:{parsed.path}: found {num_classes} class (expected 2 or more labelled classes)"
         )
     if parsed.limit_per_class is not None:
-        images, labels = _first_per_class(parsed, images, labels, num_classes, raw.class_names)
+        images, labels = _first_per_class(parsed, images, labels, num_classes, class_names)
     if parsed.class_fraction is not None:
-        images, labels = _cut_class(parsed, images, labels, raw.class_names)
+        images, labels = _cut_class(parsed, images, labels, class_names)
     notes = raw.notes
     if parsed.resolution is not None and images.shape[2:] != (parsed.resolution, parsed.resolution):
         from gen_aug.data.resizing import resize_note  # Pillow only where something is resized
@@ -113,7 +122,7 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
     if parsed.channels is not None:
         images = convert_channels(images, parsed.channels)
     return LabelledImages(
-        np.ascontiguousarray(images), labels.astype(np.int64), raw.class_names, str(parsed), notes,
+        np.ascontiguousarray(images), labels.astype(np.int64), class_names, str(parsed), notes,
         raw.pixel_mapping,
     )
 

@@ -10,8 +10,10 @@ from gen_aug.errors import GenaugError
 KINDS = ("builtin", "folder", "npz", "idx")
 SPLITS = ("train", "val", "test")
 INTENSITIES = ("set", "image", "full")  # how 16/32-bit images map to uint8: see gen_aug/data/intensity.py
-OPTIONS = ("split", "limit_per_class", "class_fraction", "resolution", "resize", "channels", "intensity", "skip_bad")
+OPTIONS = ("split", "limit_per_class", "class_fraction", "resolution", "resize", "channels", "intensity", "skip_bad",
+           "classes")
 FOLDER_ONLY = ("intensity", "skip_bad")  # only image files have bit depths and can be corrupt one by one
+NOT_FOLDER = ("classes",)  # a folder's classes are its subfolders' names
 MIN_RESOLUTION, MAX_RESOLUTION = 4, 1024
 RESIZE_MODES = ("stretch", "crop", "pad")  # how resolution=R squares a picture; stretch is what it always did
 
@@ -28,6 +30,7 @@ class DataSpec:
     channels: int | None = None
     intensity: str = "set"
     skip_bad: bool = False
+    classes: tuple[str, ...] | None = None  # names of the classes of numbered labels, in label order (npz, idx, builtin)
 
     def __str__(self) -> str:
         """The normalised spec; options left at their defaults (other than split) are left out."""
@@ -43,6 +46,8 @@ class DataSpec:
             options.append(f"intensity={self.intensity}")
         if self.skip_bad:
             options.append("skip_bad=true")
+        if self.classes is not None:
+            options.append(f"classes={','.join(self.classes)}")
         return f"{self.kind}:{self.path}?{'&'.join(options)}"
 
 
@@ -63,6 +68,9 @@ def parse_spec(spec: str) -> DataSpec:
             raise GenaugError(f"data spec {spec!r}: unknown option {name!r} (expected {', '.join(OPTIONS)})")
         if name in FOLDER_ONLY and kind != "folder":
             raise GenaugError(f"data spec {spec!r}: {name} applies to folder: sets only ({kind}: holds uint8 arrays)")
+        if name in NOT_FOLDER and kind == "folder":
+            raise GenaugError(f"data spec {spec!r}: {name} names numbered classes (expected it absent: a folder's "
+                              "classes are its subfolders' names)")
         values[name] = _option_value(spec, name, value)
     if values.get("channels") not in (None, 1, 3):
         raise GenaugError(f"data spec {spec!r}: channels={values['channels']} (expected 1 or 3)")
@@ -90,6 +98,8 @@ def _option_value(spec: str, name: str, value: str) -> object:
         return _class_fraction(spec, value)
     if name == "skip_bad":
         return _choice(spec, name, value, ("true", "false")) == "true"
+    if name == "classes":
+        return _class_names(spec, value)
     return _positive_int(spec, name, value)
 
 
@@ -103,6 +113,15 @@ def _class_fraction(spec: str, value: str) -> tuple[str, float]:
     if not sep or not name or not 0 < share <= 1:
         raise GenaugError(f"data spec {spec!r}: class_fraction={value!r} (expected CLASS:F with F in (0, 1], e.g. 0:0.1)")
     return name, share
+
+
+def _class_names(spec: str, value: str) -> tuple[str, ...]:
+    """'benign,malignant' -> ('benign', 'malignant'): distinct, non-empty names."""
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names) or len(set(names)) != len(names):
+        raise GenaugError(f"data spec {spec!r}: classes={value!r} (expected distinct names separated by commas, one "
+                          "per class in label order, e.g. classes=malignant,benign)")
+    return names
 
 
 def _choice(spec: str, name: str, value: str, choices: tuple[str, ...]) -> str:
