@@ -1,4 +1,8 @@
-"""Arms on tiny real data: every arm runs, pairs by seed with real, mixes give the counts they promise, augmentation is sound."""
+"""Arms on tiny real data: every arm runs, pairs by seed with real, mixes give the counts they promise, augmentation is sound.
+
+Guards: gen_aug/evaluation/arms.py, gen_aug/evaluation/mixing.py, gen_aug/evaluation/augment.py,
+    gen_aug/evaluation/networks.py, gen_aug/evaluation/classifier.py, gen_aug/evaluation/options.py
+"""
 
 import dataclasses
 

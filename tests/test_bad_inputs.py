@@ -5,6 +5,9 @@ say was wrong, and optionally a function that first writes the bad file the row 
 {tmp} is the row's own folder, {out} a fresh output folder in it, {snapshot} a good tiny snapshot and
 {synth} a finished synthesis output. A new command or option gets rows here; a command without rows
 fails `test_every_command_has_bad_input_rows`.
+
+Guards: gen_aug/cli.py, gen_aug/synthesis/commands.py, gen_aug/evaluation/commands.py, gen_aug/errors.py,
+    gen_aug/atomic.py
 """
 
 import json

@@ -1,4 +1,7 @@
-"""`genaug bench` end to end on a tiny model: every figure present, positive, and the ratio computed from them."""
+"""`genaug bench` end to end on a tiny model: every figure present, positive, and the ratio computed from them.
+
+Guards: gen_aug/bench.py
+"""
 
 import json
 

@@ -3,6 +3,8 @@
 Image bytes must not depend on the worker count, the ranges drawn or the chunk boundaries; guidance
 must push images toward their class; a snapshot whose config does not fit its weights is refused
 before the network is built; sample, --interpolate and bench work as for the other families.
+
+Guards: gen_aug/models/cdm.py, gen_aug/sampling.py, gen_aug/checkpoint.py, gen_aug/synthesis/settings.py
 """
 
 import dataclasses

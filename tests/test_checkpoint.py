@@ -1,4 +1,7 @@
-"""Snapshots: round trip gives identical samples; every flawed file is a one-line error; nothing is unpickled."""
+"""Snapshots: round trip gives identical samples; every flawed file is a one-line error; nothing is unpickled.
+
+Guards: gen_aug/checkpoint.py, gen_aug/atomic.py
+"""
 
 import json
 import struct

@@ -1,4 +1,7 @@
-"""Reference classifier: learns the digits, is deterministic per seed, any shape and class count, cached safely."""
+"""Reference classifier: learns the digits, is deterministic per seed, any shape and class count, cached safely.
+
+Guards: gen_aug/evaluation/classifier.py, gen_aug/evaluation/networks.py, gen_aug/evaluation/augment.py
+"""
 
 import json
 from dataclasses import replace

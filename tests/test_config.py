@@ -1,4 +1,7 @@
-"""Job files: sections become frozen dataclasses; every unknown or mistyped key is an error naming file and key."""
+"""Job files: sections become frozen dataclasses; every unknown or mistyped key is an error naming file and key.
+
+Guards: gen_aug/config.py, gen_aug/checks.py
+"""
 
 from pathlib import Path
 

@@ -1,4 +1,8 @@
-"""Data sources on files the tests make themselves, the real shared sets when present, and every bad input."""
+"""Data sources on files the tests make themselves, the real shared sets when present, and every bad input.
+
+Guards: gen_aug/data/__init__.py, gen_aug/data/spec.py, gen_aug/data/sources.py, gen_aug/data/raw.py,
+    gen_aug/data/folder.py, gen_aug/data/files.py, gen_aug/data/resizing.py
+"""
 
 import gzip
 import re

@@ -1,4 +1,7 @@
-"""Folders as users keep them: nested class folders, stray files, corrupt files, split folders, --export-split."""
+"""Folders as users keep them: nested class folders, stray files, corrupt files, split folders, --export-split.
+
+Guards: gen_aug/data/folder.py, gen_aug/data/files.py, gen_aug/data/decode.py, gen_aug/data/export.py
+"""
 
 import struct
 import zlib

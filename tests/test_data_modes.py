@@ -1,4 +1,7 @@
-"""Every Pillow mode loads to known uint8 values; 16/32-bit images map linearly, never clipped, as ?intensity= says."""
+"""Every Pillow mode loads to known uint8 values; 16/32-bit images map linearly, never clipped, as ?intensity= says.
+
+Guards: gen_aug/data/decode.py, gen_aug/data/intensity.py
+"""
 
 import re
 import struct

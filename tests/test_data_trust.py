@@ -2,6 +2,8 @@
 
 The readers must trust no size a header declares, so some files here declare gigabytes or terabytes
 in a few bytes; tracemalloc checks that reading them allocates about what the file really holds.
+
+Guards: gen_aug/data/sources.py
 """
 
 import gzip

@@ -1,4 +1,7 @@
-"""The distill arm: synthetic images labelled by the same seed's classical classifier, real images by their class."""
+"""The distill arm: synthetic images labelled by the same seed's classical classifier, real images by their class.
+
+Guards: gen_aug/evaluation/distill.py, gen_aug/evaluation/arms.py, gen_aug/evaluation/options.py
+"""
 
 from types import SimpleNamespace
 

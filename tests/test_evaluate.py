@@ -1,4 +1,7 @@
-"""`genaug evaluate` on a tiny synthetic output with a tiny classifier budget: the report, its inputs, bad inputs."""
+"""`genaug evaluate` on a tiny synthetic output with a tiny classifier budget: the report, its inputs, bad inputs.
+
+Guards: gen_aug/evaluation/evaluate.py, gen_aug/evaluation/commands.py, gen_aug/evaluation/options.py
+"""
 
 import hashlib
 import json

@@ -5,6 +5,8 @@ one seeded generator), kills one thing, lets the job finish (a killed driver's j
 counts images lost and duplicated and compares every shard's hash with one clean run's. A job whose
 driver is the fault is `genaug synthesize --address` in a subprocess; the others run from one
 long-lived driver process, which also kills their actors by name.
+
+Guards: gen_aug/synthesis/scheduler.py, gen_aug/synthesis/driver.py
 """
 
 import json

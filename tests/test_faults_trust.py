@@ -3,6 +3,10 @@
 Each trial runs a real job on this machine's Ray, injects its fault mid-job from a seeded generator,
 lets the job finish (after the fault is lifted, by --resume where the job had to stop), and counts
 images lost and duplicated, shards unlike a clean run's, temporaries and /dev/shm segments left.
+
+Guards: gen_aug/synthesis/claim.py, gen_aug/synthesis/handoff.py, gen_aug/synthesis/worker.py,
+    gen_aug/synthesis/scheduler.py, gen_aug/synthesis/reaper.py, gen_aug/synthesis/storage.py,
+    gen_aug/synthesis/driver.py
 """
 
 import contextlib

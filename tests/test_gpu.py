@@ -1,6 +1,9 @@
 """On a CUDA machine: training, generation and a real one-GPU synthesis, the paths CPU-only CI never takes.
 
 Run there with `pytest -m gpu`; everywhere else these skip.
+
+Guards: gen_aug/train.py, gen_aug/sampling.py, gen_aug/synthesis/driver.py, gen_aug/synthesis/worker.py,
+    gen_aug/synthesis/handoff.py
 """
 
 import json

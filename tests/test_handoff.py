@@ -1,4 +1,7 @@
-"""Shards handed to encoder processes through shared memory: same bytes as any other hand-off, nothing left behind."""
+"""Shards handed to encoder processes through shared memory: same bytes as any other hand-off, nothing left behind.
+
+Guards: gen_aug/synthesis/handoff.py, gen_aug/synthesis/worker.py
+"""
 
 import json
 import multiprocessing

@@ -2,6 +2,9 @@
 
 Parquet shards lie under data/ with the Hub's names and the manifest at the root as _manifest.json,
 a name directory readers skip; `--card` adds a README.md dataset card for the Hub.
+
+Guards: gen_aug/synthesis/card.py, gen_aug/synthesis/formats.py, gen_aug/synthesis/manifest.py,
+    gen_aug/synthesis/ownership.py, gen_aug/synthesis/reader.py, gen_aug/synthesis/verify.py
 """
 
 import json

@@ -1,6 +1,9 @@
 """Verdicts that know their limits (gen_aug/evaluation/limits.py, wording.bottom_line): synthetic images that fail as
 images, no headroom and intervals wider than any plausible gain are said in the verdict's place, on sets built to
-trigger them and not on the README job's recorded report."""
+trigger them and not on the README job's recorded report.
+
+Guards: gen_aug/evaluation/limits.py, gen_aug/evaluation/wording.py, gen_aug/evaluation/markdown.py
+"""
 
 from pathlib import Path
 

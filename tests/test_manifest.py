@@ -1,4 +1,8 @@
-"""The manifest and `genaug verify`: missing, corrupt and unlisted files found; foreign paths refused, never read."""
+"""The manifest and `genaug verify`: missing, corrupt and unlisted files found; foreign paths refused, never read.
+
+Guards: gen_aug/synthesis/manifest.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/records.py,
+    gen_aug/synthesis/commands.py
+"""
 
 import json
 

@@ -1,4 +1,7 @@
-"""Memorisation finds planted copies of training images, in features and in pixels, and not distinct images."""
+"""Memorisation finds planted copies of training images, in features and in pixels, and not distinct images.
+
+Guards: gen_aug/evaluation/memorisation.py
+"""
 
 import numpy as np
 import pytest

@@ -1,4 +1,8 @@
-"""Metrics on tiny real data: sanity of each (real vs real, noise, a set against itself) and determinism."""
+"""Metrics on tiny real data: sanity of each (real vs real, noise, a set against itself) and determinism.
+
+Guards: gen_aug/evaluation/metrics.py, gen_aug/evaluation/mixing.py, gen_aug/evaluation/measure.py,
+    gen_aug/evaluation/result.py, gen_aug/evaluation/arms.py
+"""
 
 import json
 

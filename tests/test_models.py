@@ -1,4 +1,8 @@
-"""Every registered family, built tiny: shapes, value range, labels honoured, determinism, batch independence."""
+"""Every registered family, built tiny: shapes, value range, labels honoured, determinism, batch independence.
+
+Guards: gen_aug/models/registry.py, gen_aug/models/cgan.py, gen_aug/models/cvae.py, gen_aug/models/cdm.py,
+    gen_aug/models/layers.py, gen_aug/models/trainer.py, gen_aug/models/augment.py
+"""
 
 import pytest
 import torch

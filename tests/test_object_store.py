@@ -2,6 +2,8 @@
 
 The jobs run as a user runs them: `genaug synthesize` in its own process, on its own Ray, with the
 credentials in the environment and the endpoint in the URI; verify and the reader run here.
+
+Guards: gen_aug/synthesis/storage.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/reader.py
 """
 
 import json

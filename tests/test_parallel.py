@@ -1,5 +1,8 @@
 """Classifier runs side by side (gen_aug/evaluation/parallel.py, arms.run_plans): the same figures whatever the number of
-runs at once, one bar over every run, and the thread count recorded."""
+runs at once, one bar over every run, and the thread count recorded.
+
+Guards: gen_aug/evaluation/parallel.py, gen_aug/evaluation/arms.py
+"""
 
 import dataclasses
 

@@ -3,6 +3,8 @@
 The model's weights come from a formula rather than torch's initialisers, so only the generator's
 arithmetic, the latents, the encoders and the file writers decide the hashes. They are those of the
 library versions below; on other versions PNG, zstd or float rounding may legitimately differ.
+
+Guards: gen_aug/sampling.py, gen_aug/synthesis/encoding.py, gen_aug/synthesis/formats.py
 """
 
 import hashlib

@@ -1,4 +1,7 @@
-"""`genaug run`: train, synthesize, evaluate; a stage whose output is complete is skipped, a changed one reruns with those after it."""
+"""`genaug run`: train, synthesize, evaluate; a stage whose output is complete is skipped, a changed one reruns with those after it.
+
+Guards: gen_aug/pipeline.py, gen_aug/estimate.py
+"""
 
 import json
 

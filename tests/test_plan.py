@@ -1,4 +1,7 @@
-"""The synthesis plan: counts, class splits, labels and shards, all pure and deterministic."""
+"""The synthesis plan: counts, class splits, labels and shards, all pure and deterministic.
+
+Guards: gen_aug/synthesis/plan.py
+"""
 
 import math
 

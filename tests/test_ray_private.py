@@ -1,4 +1,7 @@
-"""The private Ray of a job: a token of its own rather than the shared ~/.ray/auth_token, and a watcher for a killed driver."""
+"""The private Ray of a job: a token of its own rather than the shared ~/.ray/auth_token, and a watcher for a killed driver.
+
+Guards: gen_aug/synthesis/session.py, gen_aug/synthesis/reaper.py
+"""
 
 import json
 import os

@@ -1,4 +1,7 @@
-"""The shard reader: a torch Dataset over every format, hashes checked on read, manifest paths never followed."""
+"""The shard reader: a torch Dataset over every format, hashes checked on read, manifest paths never followed.
+
+Guards: gen_aug/synthesis/reader.py
+"""
 
 import json
 import shutil

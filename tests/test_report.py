@@ -1,4 +1,8 @@
-"""Report: report.json round-trips the result, report.md leads with the arms and the verdict, figures are PNGs."""
+"""Report: report.json round-trips the result, report.md leads with the arms and the verdict, figures are PNGs.
+
+Guards: gen_aug/evaluation/report.py, gen_aug/evaluation/markdown.py, gen_aug/evaluation/figures.py,
+    gen_aug/evaluation/result.py, gen_aug/evaluation/wording.py, gen_aug/evaluation/evaluate.py, gen_aug/atomic.py
+"""
 
 import dataclasses
 import io

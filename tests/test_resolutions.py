@@ -1,4 +1,8 @@
-"""Models at 8 to 256 px, snapshots of the earlier sizes unchanged, and non-square images made square three ways."""
+"""Models at 8 to 256 px, snapshots of the earlier sizes unchanged, and non-square images made square three ways.
+
+Guards: gen_aug/models/layers.py, gen_aug/models/cgan.py, gen_aug/models/cvae.py, gen_aug/models/cdm.py,
+    gen_aug/data/resizing.py, gen_aug/data/__init__.py
+"""
 
 import json
 from pathlib import Path

@@ -1,4 +1,7 @@
-"""Counter-based latents: checked bit for bit against a numpy uint64 reference, and roughly for normality."""
+"""Counter-based latents: checked bit for bit against a numpy uint64 reference, and roughly for normality.
+
+Guards: gen_aug/sampling.py
+"""
 
 import math
 

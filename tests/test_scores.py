@@ -1,4 +1,7 @@
-"""Scores agree with scikit-learn on fixed predictions; paired intervals agree with scipy and with the formula."""
+"""Scores agree with scikit-learn on fixed predictions; paired intervals agree with scipy and with the formula.
+
+Guards: gen_aug/evaluation/scores.py, gen_aug/evaluation/statistics.py
+"""
 
 import numpy as np
 import pytest

@@ -1,6 +1,10 @@
 """Security: files from strangers never run code, names never leave the output folder, Ray serves no dashboard.
 
 Each test builds the attack for real and fails if the protection it checks were taken out.
+
+Guards: gen_aug/checkpoint.py, gen_aug/train.py, gen_aug/models/cdm.py, gen_aug/synthesis/formats.py,
+    gen_aug/synthesis/manifest.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/reader.py,
+    gen_aug/synthesis/session.py
 """
 
 import json

@@ -1,5 +1,8 @@
 """--select useful (gen_aug/synthesis/selection.py): exactly n images, each the least sure of its round's candidates that the
-judge labels right within its class's real spread, the same for any worker count, from noise and as variants."""
+judge labels right within its class's real spread, the same for any worker count, from noise and as variants.
+
+Guards: gen_aug/synthesis/selection.py, gen_aug/synthesis/filter.py, gen_aug/synthesis/settings.py
+"""
 
 import json
 

@@ -1,4 +1,7 @@
-"""JobSettings: one record of what decides an output's bytes, compared in full by --resume and `genaug run`."""
+"""JobSettings: one record of what decides an output's bytes, compared in full by --resume and `genaug run`.
+
+Guards: gen_aug/synthesis/settings.py, gen_aug/synthesis/driver.py
+"""
 
 import json
 

@@ -1,9 +1,16 @@
-"""The package's shape: no import cycles, Ray only where synthesis talks to it, modules and functions one can read."""
+"""The package's shape: no import cycles, Ray only where synthesis talks to it, modules and functions one can read.
+
+The shape checks read every module, and every test file names the modules it guards in the last line of its
+docstring; of behaviour, this file checks only the train command's help.
+
+Guards: gen_aug/cli.py
+"""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gen_aug"
+TESTS = Path(__file__).resolve().parent
 RAY_MODULES = {"gen_aug.synthesis.session", "gen_aug.synthesis.scheduler", "gen_aug.synthesis.worker"}
 MAX_MODULE_LINES = 320  # "about 300": a file read in one sitting
 MAX_FUNCTION_LINES = 60
@@ -15,6 +22,7 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+NOT_GUARDED = {"__init__.py", "__main__.py"}  # a package's imports and `python -m`: no module of their own to guard
 
 
 def imported(path: Path) -> set[str]:
@@ -90,3 +98,25 @@ def test_train_help_names_every_model_family():
 
     text = CliRunner().invoke(main, ["train", "--help"]).output
     assert MODELS and all(family in text for family in MODELS), (sorted(MODELS), text)
+
+
+def guarded(test_file: Path) -> list[str]:
+    """The paths after `Guards:` in a test file's docstring, continuation lines included; [] without that line."""
+    lines = (ast.get_docstring(ast.parse(test_file.read_text())) or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Guards:")), None)
+    if start is None:
+        return []
+    listed = " ".join([lines[start].removeprefix("Guards:"), *lines[start + 1:]])
+    return [path.strip() for path in listed.split(",") if path.strip()]
+
+
+def test_every_module_is_guarded_by_a_test_file():
+    files = {path.relative_to(PACKAGE.parent).as_posix() for path in MODULES.values()}
+    listed = {test_file.name: guarded(test_file) for test_file in sorted(TESTS.glob("test_*.py"))}
+    without = [name for name, paths in listed.items() if not paths]
+    unknown = [f"{name}: {path}" for name, paths in listed.items() for path in paths if path not in files]
+    named = {path for paths in listed.values() for path in paths}
+    unguarded = sorted(path for path in files if Path(path).name not in NOT_GUARDED and path not in named)
+    assert not without, f"test files without a Guards: line ending their docstring: {without}"
+    assert not unknown, f"Guards: paths that are no module under gen_aug/: {unknown}"
+    assert not unguarded, f"modules that no test file's Guards: line names: {unguarded}"

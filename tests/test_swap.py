@@ -1,4 +1,7 @@
-"""The variants arms: real images swapped for their own variants with probability p, class shares and pairing kept."""
+"""The variants arms: real images swapped for their own variants with probability p, class shares and pairing kept.
+
+Guards: gen_aug/evaluation/swap.py, gen_aug/evaluation/arms.py, gen_aug/evaluation/evaluate.py
+"""
 
 import dataclasses
 import json

@@ -1,4 +1,7 @@
-"""The training loop and the train/sample commands, on tiny models and a few steps of real data."""
+"""The training loop and the train/sample commands, on tiny models and a few steps of real data.
+
+Guards: gen_aug/train.py, gen_aug/grid.py, gen_aug/cli.py
+"""
 
 import json
 import pickle

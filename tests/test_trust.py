@@ -1,4 +1,8 @@
-"""Trust under abuse: one writer per output, nothing outside it touched, foreign files never deleted, links never followed."""
+"""Trust under abuse: one writer per output, nothing outside it touched, foreign files never deleted, links never followed.
+
+Guards: gen_aug/synthesis/claim.py, gen_aug/synthesis/ownership.py, gen_aug/synthesis/storage.py,
+    gen_aug/synthesis/verify.py, gen_aug/synthesis/manifest.py
+"""
 
 import json
 import os

@@ -1,4 +1,8 @@
-"""Choices made on validation: each point of a grid scored on the val split, never on test, one point chosen."""
+"""Choices made on validation: each point of a grid scored on the val split, never on test, one point chosen.
+
+Guards: gen_aug/evaluation/tuning.py, gen_aug/evaluation/evaluate.py, gen_aug/evaluation/options.py, gen_aug/checks.py,
+    gen_aug/pipeline.py
+"""
 
 import json
 from pathlib import Path

@@ -1,4 +1,8 @@
-"""`genaug synthesize --variants-of`: variants of real images through Ray, each row naming its source, on a tiny cdm."""
+"""`genaug synthesize --variants-of`: variants of real images through Ray, each row naming its source, on a tiny cdm.
+
+Guards: gen_aug/synthesis/variant_job.py, gen_aug/synthesis/settings.py, gen_aug/synthesis/reader.py,
+    gen_aug/synthesis/options.py
+"""
 
 import dataclasses
 import hashlib

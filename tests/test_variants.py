@@ -1,5 +1,8 @@
 """Variants of real images on a tiny real cdm and cvae: deterministic, batch-invariant, strength 0 the source, 1 from
-noise; a cvae snapshot keeps its encoder, and one written without it is refused in one line."""
+noise; a cvae snapshot keeps its encoder, and one written without it is refused in one line.
+
+Guards: gen_aug/variants.py, gen_aug/models/cdm.py, gen_aug/models/cvae.py, gen_aug/checkpoint.py, gen_aug/images.py
+"""
 
 import json
 import math

@@ -1,5 +1,9 @@
 """Long work one can watch: the training bar's rate is the summary's, every worker gets shards, synthesis tells its
-plan (and refuses one its disk cannot hold) before it starts, and CUDA asked for where there is none is one line."""
+plan (and refuses one its disk cannot hold) before it starts, and CUDA asked for where there is none is one line.
+
+Guards: gen_aug/train.py, gen_aug/synthesis/plan.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/footprint.py,
+    gen_aug/synthesis/driver.py, gen_aug/pipeline.py
+"""
 
 import contextlib
 import io

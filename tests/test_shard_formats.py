@@ -1,4 +1,8 @@
-"""Shard writers: deterministic bytes, the Hugging Face Parquet layout, safe PNG folders, atomic writes."""
+"""Shard writers: deterministic bytes, the Hugging Face Parquet layout, safe PNG folders, atomic writes.
+
+Guards: gen_aug/synthesis/formats.py, gen_aug/synthesis/encoding.py, gen_aug/synthesis/storage.py,
+    gen_aug/synthesis/records.py
+"""
 
 import hashlib
 import json

@@ -1,4 +1,8 @@
-"""Synthesis on a local Ray and a two-node cluster: identical bytes for any worker count, losses survived, resume."""
+"""Synthesis on a local Ray and a two-node cluster: identical bytes for any worker count, losses survived, resume.
+
+Guards: gen_aug/synthesis/driver.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/session.py,
+    gen_aug/synthesis/worker.py, gen_aug/synthesis/options.py, gen_aug/synthesis/commands.py
+"""
 
 import json
 import signal

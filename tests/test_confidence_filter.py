@@ -1,4 +1,7 @@
-"""--min-confidence: exactly n images, each one its class's confident candidate, the same for any worker count."""
+"""--min-confidence: exactly n images, each one its class's confident candidate, the same for any worker count.
+
+Guards: gen_aug/synthesis/filter.py, gen_aug/synthesis/manifest.py, gen_aug/synthesis/encoding.py
+"""
 
 import json
 
