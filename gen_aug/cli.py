@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import click
+import os
+
+# Before torch loads OpenMP: a thread waiting for work sleeps rather than spins. Spinning threads take the
+# CPU other processes need, and on a busy machine a job slowed many times beyond its share (benchmarks/busy_fairness.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
 
 from gen_aug import __version__
 from gen_aug.errors import GenaugError

@@ -120,3 +120,14 @@ def test_every_module_is_guarded_by_a_test_file():
     assert not without, f"test files without a Guards: line ending their docstring: {without}"
     assert not unknown, f"Guards: paths that are no module under gen_aug/: {unknown}"
     assert not unguarded, f"modules that no test file's Guards: line names: {unguarded}"
+
+
+def test_the_command_lets_waiting_openmp_threads_sleep_unless_the_user_says_otherwise():
+    import subprocess
+    import sys
+
+    code = "import os, gen_aug.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {key: value for key, value in __import__("os").environ.items() if key != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout == "PASSIVE\n"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout == "ACTIVE\n"
