@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gen_aug.bench import BenchOptions, _sample_images, _untrained_snapshot, machine_description
+from gen_aug.bench import BenchOptions, machine_description, sample_images, untrained_snapshot
 from gen_aug.checkpoint import load_snapshot
 from gen_aug.synthesis.plan import make_plan
 from gen_aug.synthesis.settings import JobSettings
@@ -44,7 +44,7 @@ class ReadyShard:
 def ready_shard(snapshot_path: str, rows: int) -> torch.Tensor:
     """`rows` images of the model, so that they compress as synthesis output does: its first 2,048, repeated."""
     snapshot = load_snapshot(snapshot_path)
-    images = torch.from_numpy(_sample_images(snapshot.model, snapshot.meta))
+    images = torch.from_numpy(sample_images(snapshot.model, snapshot.meta))
     return images.repeat(-(-rows // len(images)), 1, 1, 1)[:rows].contiguous()
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="handoff-"))
-    snapshot_path = _untrained_snapshot(BenchOptions(resolution=args.resolution, channels=args.channels), work)
+    snapshot_path = untrained_snapshot(BenchOptions(resolution=args.resolution, channels=args.channels), work)
     snapshot = Path(snapshot_path).read_bytes()
     ready = ReadyShard(ready_shard(snapshot_path, args.shard_size))
     plan = make_plan(tuple(str(c) for c in range(10)), n=args.shards * args.shard_size, shard_size=args.shard_size)

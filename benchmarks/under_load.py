@@ -63,9 +63,9 @@ def main() -> int:
             job.write_text(text.replace('out = "runs/digits"', f'out = "{folder / "digits"}"'))
             results.append(step("README job (genaug run jobs/digits.toml)", [*genaug, "run", str(job)],
                                 folder / "readme-job.log"))
-        from gen_aug.bench import BenchOptions, _untrained_snapshot
+        from gen_aug.bench import BenchOptions, untrained_snapshot
 
-        snapshot = _untrained_snapshot(BenchOptions(), folder)
+        snapshot = untrained_snapshot(BenchOptions(), folder)
         out = folder / "synth"
         results.append(step("synthesize --n 2e4 --workers 2",
                             [*genaug, "synthesize", "--model", str(snapshot), "--n", "2e4", "--workers", "2",

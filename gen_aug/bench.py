@@ -56,10 +56,10 @@ def run_bench(options: BenchOptions, work_dir: Path) -> dict:
         raise GenaugError(f"--gpus {options.gpus}: torch sees no CUDA device here (expected --gpus 0)")
     cores = os.cpu_count() or 1
     workers = options.gpus or options.workers or cores
-    snapshot_path = options.model or _untrained_snapshot(options, work_dir)
+    snapshot_path = options.model or untrained_snapshot(options, work_dir)
     snapshot = load_snapshot(snapshot_path)
     device = torch.device("cuda" if options.gpus else "cpu")
-    sample = _sample_images(snapshot.model, snapshot.meta)  # on the CPU, where the snapshot loads
+    sample = sample_images(snapshot.model, snapshot.meta)  # on the CPU, where the snapshot loads
     model = snapshot.model.to(device)  # moves the module itself: it stays on `device` for both generator timings
     generator_rounds = one_worker_generator_rounds(model, device, options.seconds)
     results = {
@@ -125,7 +125,7 @@ def median_rate(images_and_seconds: list) -> float:
     return float(np.median([images / seconds for images, seconds in images_and_seconds]))
 
 
-def _untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
+def untrained_snapshot(options: BenchOptions, work_dir: Path) -> str:
     from gen_aug.checkpoint import save_snapshot
     from gen_aug.models import build_model
 
@@ -184,7 +184,7 @@ def timed_rounds(run_round: Callable[[int], int], seconds: float) -> list:
     return rounds
 
 
-def _sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
+def sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
     from gen_aug.sampling import generate_uint8
 
     indices = torch.arange(ENCODER_SAMPLE_IMAGES)

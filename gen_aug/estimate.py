@@ -35,10 +35,10 @@ class StageEstimate:
 def estimate_job(job: Job, data: LabelledImages, images: int, runs: int, jobs: int) -> list[StageEstimate]:
     """Each stage of `job` with its rough time here: `images` the synthesis makes, `runs` classifier runs (arms x
     seeds, TSTR and any grid's), `jobs` of them at once."""
-    from gen_aug.train import _seeded_model, pick_device
+    from gen_aug.train import pick_device, seeded_model
 
     device = pick_device(job.train.device)
-    model, trainer = _seeded_model(data, job.model.family, job.model.options, job.train, device)
+    model, trainer = seeded_model(data, job.model.family, job.model.options, job.train, device)
     step_s = _train_step_seconds(trainer, data, job.train.batch_size, device)
     image_s = _image_seconds(model.eval(), data.num_classes, device)
     classifier_s = _classifier_step_seconds(data, job.evaluate.classifier_config().batch_size, device)

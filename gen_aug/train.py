@@ -55,7 +55,7 @@ def train(
     check_out(out, resume)
     check_data(data)
     device = pick_device(settings.device)
-    model, trainer = _seeded_model(data, family, model_options, settings, device)
+    model, trainer = seeded_model(data, family, model_options, settings, device)
     batch_rng = torch.Generator().manual_seed(settings.seed)  # which real images each step sees
     rng = torch.Generator(device).manual_seed(settings.seed + 1)  # latents, noise, augmentation
     first_step = 0
@@ -111,7 +111,7 @@ def _save_preview(model, data: LabelledImages, settings: TrainConfig, device: to
     return save_grid(rows, list(data.class_names), path)
 
 
-def _seeded_model(data: LabelledImages, family: str, model_options: Mapping, settings: TrainConfig,
+def seeded_model(data: LabelledImages, family: str, model_options: Mapping, settings: TrainConfig,
                   device: torch.device) -> tuple:
     """(model, trainer) for `data`'s image shape and classes, initialised from the run's seed."""
     use_bf16 = settings.precision == "bf16" or (settings.precision == "auto" and device.type == "cuda")
