@@ -41,7 +41,7 @@ class DataSection:
 
 @dataclass(frozen=True)
 class ModelSection:
-    family: str = "cgan"  # a registered model family: cgan or cvae
+    family: str = "cgan"  # a registered model family: cgan, cvae or cdm
     options: Mapping = dataclasses.field(default_factory=dict)  # the family's config keys, less the data-derived
 
     @classmethod
