@@ -147,8 +147,10 @@ def test_variants_keep_their_source_and_strength_and_record_the_variant_kept(ray
     assert len(images) == 60 * 2 and sorted(zip(source_index, variant % 2)) == [(s, v) for s in range(60) for v in (0, 1)]
     assert (variant >= 2).any(), "some variant must be another candidate than the first"
     passed = spread.judge_candidates(judge, images, labels)[0]
-    assert np.array_equal(passed, table.column("useful").to_numpy() == 1) and passed.mean() > 0.8
+    assert np.array_equal(passed, table.column("useful").to_numpy() == 1) and passed.mean() > 0.7
     real = load_data(sources)
+    source_fails = ~spread.judge_candidates(judge, real.images[source_index], labels)[0]
+    assert source_fails.any() and (variant[source_fails] < 2).all()  # kept their first candidate, no rounds
     model = load_snapshot(digits_cdm_snapshot).model
     again = variants_uint8(model, real.images[source_index], source_index, variant, labels, 0.5, 4).numpy()
     assert np.array_equal(again, images)

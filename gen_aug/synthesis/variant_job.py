@@ -166,7 +166,8 @@ class VariantImages:
 
     With --select useful (`judge` and its `selection` given), candidate a of variant v is variant number
     v + a * K (K: variants per image), the same source, strength and class with other noise; the row's
-    `variant` column records the number kept and its `useful` column whether it passed.
+    `variant` column records the number kept and its `useful` column whether it passed. A row whose
+    source image itself fails the judge keeps its first candidate, without rounds.
     """
 
     def __init__(self, model: torch.nn.Module, plan: Plan, variants: VariantSettings, sources: VariantSources,
@@ -200,10 +201,23 @@ class VariantImages:
         from gen_aug.synthesis.selection import ClassSpread, select_useful
 
         spread = ClassSpread.recorded(self.selection)
-        candidates = np.zeros(len(self.plan.class_names), dtype=np.int64)
+        num_classes = len(self.plan.class_names)
+        candidates = np.zeros(num_classes, dtype=np.int64)
         useful = np.zeros(len(labels), dtype=np.int64)
+        sources = self.sources.images[columns["source_index"]]
+        # A source the judge gets wrong, or finds outside its class's spread, has variants that almost never pass:
+        # such a row keeps its first candidate (judged all the same) rather than spending every round on it.
+        hopeful = spread.judge_candidates(self.judge, sources, labels)[0]
+        lost = np.flatnonzero(~hopeful)
         for strength in self.variants.strengths:
-            rows = np.flatnonzero(columns["strength"] == strength)
+            mine = lost[columns["strength"][lost] == strength]
+            if len(mine):
+                made = self._draw(columns, labels, mine, columns["variant"][mine]).cpu()
+                out[torch.from_numpy(mine)] = made.to(out.device)
+                useful[mine] = spread.judge_candidates(self.judge, made.numpy(), labels[mine])[0]
+        candidates += np.bincount(labels[lost], minlength=num_classes)
+        for strength in self.variants.strengths:
+            rows = np.flatnonzero((columns["strength"] == strength) & hopeful)
             if not len(rows):
                 continue
 
