@@ -179,15 +179,19 @@ class _Scheduler:
     def _fill(self) -> None:
         waiting_for_others = bool(self.joining) and self.first_joined is not None and \
             time.monotonic() - self.first_joined < JOIN_GRACE_S
-        for worker in sorted(self.alive):
-            limit = self.run.workers[worker]["shards_in_flight"]
-            while self.pending and sum(w == worker for w, _, _ in self.in_flight.values()) < limit:
-                if waiting_for_others and self.handed[worker] >= self.even_share:
-                    break
-                shard_idx = self.pending.popleft()
-                task = self.actors[worker].run_shard.remote(shard_idx)
-                self.in_flight[task] = (worker, shard_idx, time.monotonic())
-                self.handed[worker] += 1
+        while self.pending:
+            busy = [w for w, _, _ in self.in_flight.values()]
+            open_workers = [w for w in self.alive if busy.count(w) < self.run.workers[w]["shards_in_flight"] and not (
+                waiting_for_others and self.handed[w] >= self.even_share)]
+            if not open_workers:
+                break
+            # One shard at a time to the worker handed fewest so far: one that joins a moment late is not left with
+            # nothing while the first one ready takes every shard still pending.
+            worker = min(open_workers, key=lambda w: (self.handed[w], w))
+            shard_idx = self.pending.popleft()
+            task = self.actors[worker].run_shard.remote(shard_idx)
+            self.in_flight[task] = (worker, shard_idx, time.monotonic())
+            self.handed[worker] += 1
 
     def _join(self, ref) -> None:
         """A worker has loaded the snapshot and takes shards from now on; or it failed to start."""
