@@ -208,16 +208,15 @@ class VariantImages:
         # A source the judge gets wrong, or finds outside its class's spread, has variants that almost never pass:
         # such a row keeps its first candidate (judged all the same) rather than spending every round on it.
         hopeful = spread.judge_candidates(self.judge, sources, labels)[0]
-        lost = np.flatnonzero(~hopeful)
         for strength in self.variants.strengths:
-            mine = lost[columns["strength"][lost] == strength]
-            if len(mine):
-                made = self._draw(columns, labels, mine, columns["variant"][mine]).cpu()
-                out[torch.from_numpy(mine)] = made.to(out.device)
-                useful[mine] = spread.judge_candidates(self.judge, made.numpy(), labels[mine])[0]
-        candidates += np.bincount(labels[lost], minlength=num_classes)
-        for strength in self.variants.strengths:
-            rows = np.flatnonzero((columns["strength"] == strength) & hopeful)
+            at = columns["strength"] == strength
+            lost = np.flatnonzero(at & ~hopeful)
+            if len(lost):
+                made = self._draw(columns, labels, lost, columns["variant"][lost]).cpu()
+                out[torch.from_numpy(lost)] = made.to(out.device)
+                useful[lost] = spread.judge_candidates(self.judge, made.numpy(), labels[lost])[0]
+                candidates += np.bincount(labels[lost], minlength=num_classes)
+            rows = np.flatnonzero(at & hopeful)
             if not len(rows):
                 continue
 
