@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
-# Before torch loads OpenMP: a thread waiting for work sleeps rather than spins. Spinning threads take the
-# CPU other processes need, and on a busy machine a job slowed many times beyond its share (benchmarks/busy_fairness.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads OpenMP: a thread waiting for work spins for about 0.2 ms, then sleeps. libgomp's default
+# (about 3 ms) takes the CPU other processes need, so a job on a busy machine slowed far beyond its share; never
+# spinning (OMP_WAIT_POLICY=PASSIVE) made small networks 1.5x slower on a quiet one (benchmarks/busy_fairness.py).
+SPIN_BEFORE_SLEEP = "20000"  # GOMP_SPINCOUNT: busy-wait iterations, about 10 ns each
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_BEFORE_SLEEP)
 
 import click  # noqa: E402
 

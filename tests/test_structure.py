@@ -122,12 +122,17 @@ def test_every_module_is_guarded_by_a_test_file():
     assert not unguarded, f"modules that no test file's Guards: line names: {unguarded}"
 
 
-def test_the_command_lets_waiting_openmp_threads_sleep_unless_the_user_says_otherwise():
+def test_the_command_bounds_how_long_waiting_openmp_threads_spin_unless_the_user_says_otherwise():
+    import os
     import subprocess
     import sys
 
-    code = "import os, gen_aug.cli; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {key: value for key, value in __import__("os").environ.items() if key != "OMP_WAIT_POLICY"}
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout == "PASSIVE\n"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout == "ACTIVE\n"
+    code = "import os, gen_aug.cli; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+    def seen(**extra):
+        return subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True).stdout
+
+    assert seen() == "20000 None\n"
+    assert seen(GOMP_SPINCOUNT="5") == "5 None\n"
+    assert seen(OMP_WAIT_POLICY="ACTIVE") == "None ACTIVE\n"
