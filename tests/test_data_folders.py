@@ -78,10 +78,12 @@ def test_class_folders_are_read_recursively_in_path_order(nested):
 
 def test_stray_files_are_ignored_and_non_images_are_named(nested):
     write_png(nested / "preview.png", 9)
+    (nested / "labels.csv").write_text("file,label\na/0.png,b\n")  # a label file is not read: say so
     text = describe(load_data(f"folder:{nested}"))
     assert "Thumbs.db" not in text and "DS_Store" not in text and "MACOSX" not in text
     assert "ignored 2 file(s) not named as images: 'a/labels.csv', 'b/labels.csv'" in text
     assert "ignored 1 image(s) outside the class folders: 'preview.png'" in text
+    assert "ignored 1 file(s) beside the class folders: 'labels.csv' (an image's class is the name of its folder" in text
 
 
 def test_a_link_loop_is_read_once(tmp_path):

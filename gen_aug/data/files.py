@@ -24,6 +24,7 @@ class ClassTree:
     files: tuple[tuple[Path, int], ...]  # (image file, label), class by class, each class sorted by path
     not_images: tuple[Path, ...]  # files below the class folders whose names are not image names
     loose_images: tuple[Path, ...]  # image files directly in the folder, so in no class
+    loose_files: tuple[Path, ...] = ()  # other files directly in the folder (a labels.csv): a class is a folder's name
 
 
 def is_image_name(path: Path) -> bool:
@@ -79,7 +80,8 @@ def class_tree(folder: Path, label: str) -> ClassTree:
         files.extend((file, class_label) for file in images)
         not_images.extend(file for file in below if not is_image_name(file))
     loose = tuple(entry for entry in children if not entry.is_dir() and is_image_name(entry))
-    return ClassTree(tuple(d.name for d in class_dirs), tuple(files), tuple(not_images), loose)
+    loose_files = tuple(entry for entry in children if not entry.is_dir() and not is_image_name(entry))
+    return ClassTree(tuple(d.name for d in class_dirs), tuple(files), tuple(not_images), loose, loose_files)
 
 
 def entries(folder: Path, label: str) -> list[Path]:

@@ -166,6 +166,10 @@ def _layout_notes(root: Path, label: str, layout, trees: dict) -> list[str]:
     loose = [p.relative_to(root).as_posix() for tree in trees.values() for p in tree.loose_images]
     if loose:
         notes.append(f"ignored {len(loose):,} image(s) outside the class folders: {quoted(loose)}")
+    beside = [p.relative_to(root).as_posix() for tree in trees.values() for p in tree.loose_files]
+    if beside:
+        notes.append(f"ignored {len(beside):,} file(s) beside the class folders: {quoted(beside)} "
+                     "(an image's class is the name of its folder; no label file is read)")
     return notes
 
 
