@@ -63,6 +63,13 @@ def latents(seed: int, indices: torch.Tensor, z_dim: int, device: torch.device |
 # other sizes, but with one shape image i is the same whichever range or batch it is drawn in.
 GENERATION_CHUNK = {"cpu": 256, "cuda": 8192}
 
+_images_drawn = 0  # by this process, every chunk and candidate counted: a worker's progress within a shard
+
+
+def images_drawn() -> int:
+    """How many images this process has drawn so far (a filter's or selection's candidates included)."""
+    return _images_drawn
+
 
 def generate_uint8(
     model: torch.nn.Module, seed: int, indices: torch.Tensor, labels: torch.Tensor, device: torch.device | str,
@@ -92,6 +99,7 @@ def uint8_in_chunks(model: torch.nn.Module, count: int, device: torch.device, dr
     """
     from gen_aug.images import to_uint8
 
+    global _images_drawn
     chunk = GENERATION_CHUNK[device.type]
     results = []
     # One flag for the call, read once at the end: a check per chunk would wait for the GPU every chunk.
@@ -101,6 +109,7 @@ def uint8_in_chunks(model: torch.nn.Module, count: int, device: torch.device, dr
             rows = torch.arange(start, min(start + chunk, count))
             padded = torch.cat([rows, rows[:1].expand(chunk - len(rows))])
             generated = draw(padded)[: len(rows)]
+            _images_drawn += len(rows)
             finite &= torch.isfinite(generated).all()
             images = to_uint8(generated)
             if out is None:

@@ -1,8 +1,9 @@
-"""Long work one can watch: the training bar's rate is the summary's, every worker gets shards, synthesis tells its
-plan (and refuses one its disk cannot hold) before it starts, and CUDA asked for where there is none is one line.
+"""Long work one can watch: the training bar's rate is the summary's, every worker gets shards, a long shard shows
+its progress before it lands, synthesis tells its plan (and refuses one its disk cannot hold) before it starts,
+and CUDA asked for where there is none is one line.
 
-Guards: gen_aug/train.py, gen_aug/synthesis/plan.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/footprint.py,
-    gen_aug/synthesis/driver.py, gen_aug/pipeline.py
+Guards: gen_aug/train.py, gen_aug/synthesis/plan.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/shard_bar.py,
+    gen_aug/synthesis/footprint.py, gen_aug/synthesis/driver.py, gen_aug/pipeline.py
 """
 
 import contextlib
@@ -95,6 +96,23 @@ def test_a_resume_on_other_workers_keeps_the_recorded_shard_size(ray_local, digi
     synthesize(SynthesisOptions(digits_snapshot, out, n=400, workers=2, progress=False))
     resumed = synthesize(SynthesisOptions(digits_snapshot, out, n=400, workers=1, resume=True, progress=False))
     assert resumed["plan"]["shard_size"] == 100 and resumed["images_resumed"] == 400
+
+
+@pytest.mark.ray
+def test_a_long_shard_shows_the_images_drawn_for_it_before_it_lands(ray_local, digits_cdm_snapshot, tmp_path):
+    # One shard of 4 generation chunks of 256, each a few hundred network evaluations: seconds on any CPU, and the
+    # scheduler asks its worker every second.
+    args = ["synthesize", "--model", digits_cdm_snapshot, "--n", "1024", "--shard-size", "1024", "--workers", "1",
+            "--steps", "30", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    drawn = [int(count.replace(",", "")) for count in
+             re.findall(r"([0-9,]+) images drawn for the shards in progress", result.stderr)]
+    assert drawn, result.stderr
+    assert all(count % 256 == 0 and 0 < count <= 1024 for count in drawn), drawn  # whole chunks of this shard
+    assert drawn == sorted(drawn) and drawn[0] < 1024, drawn  # it grew while the shard was being made
+    final = result.stderr.rstrip().split("\r")[-1]
+    assert "100%" in final and "drawn" not in final, final  # once it landed, the bar counts it and drops the note
 
 
 JOB = """

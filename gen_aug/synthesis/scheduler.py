@@ -16,6 +16,7 @@ from gen_aug.synthesis.options import WORKER_START_TIMEOUT_S
 from gen_aug.synthesis.records import ShardRecord
 from gen_aug.synthesis.session import Workers
 from gen_aug.synthesis.settings import JobSettings
+from gen_aug.synthesis.shard_bar import ShardBar
 from gen_aug.synthesis.storage import Location
 from gen_aug.synthesis.variant_job import VariantSources
 from gen_aug.synthesis.worker import ShardWorker
@@ -131,6 +132,7 @@ class _Scheduler:
         self.handed = [0] * len(actors)  # shards handed to each worker
         self.answered: dict[int, float] = {}  # worker -> when it last answered a ping
         self.pings: dict[int, tuple] = {}  # worker -> (describe ref, sent at) not answered yet
+        self.shown = ShardBar(ray, bar)
 
     def hand_out(self) -> list[int]:
         """Run until no shard is pending or out; returns the workers that joined and are still alive."""
@@ -141,6 +143,7 @@ class _Scheduler:
             if not ready:
                 self._check_start()
                 self._kill_hung()
+                self.shown.ask({w: self.actors[w] for w, _, _ in self.in_flight.values() if w in self.alive})
                 continue
             if ready[0] in self.joining:
                 self._join(ready[0])
@@ -156,9 +159,7 @@ class _Scheduler:
                 raise _task_error(error, shard_idx) from None
             self.seconds_per_shard.append(time.monotonic() - handed_out)
             _record(self.job, self.run, worker, record)
-            if record.candidates is not None:  # a --min-confidence job: how many latents it takes per kept image
-                self.bar.set_postfix_str(_acceptance(self.run.records.values()), refresh=False)
-            self.bar.update(record.rows)
+            self.shown.landed(worker, record, self.run.records.values())
         return sorted(self.alive)
 
     def shard_seconds(self) -> float:
@@ -264,13 +265,6 @@ def _resources(ray) -> str:
     """'CPU 0 of 4 free, GPU 0 of 2 free': what a worker waits for."""
     total, free = ray.cluster_resources(), ray.available_resources()
     return ", ".join(f"{name} {free.get(name, 0):g} of {total.get(name, 0):g} free" for name in ("CPU", "GPU"))
-
-
-def _acceptance(records) -> str:
-    """'accepted 62.1% of 16.1k candidates' over the shards of a --min-confidence job written so far."""
-    tried = sum(sum(r.candidates) for r in records if r.candidates is not None)
-    kept = sum(r.rows for r in records if r.candidates is not None)
-    return f"accepted {kept / max(tried, 1):.1%} of {tried / 1000:,.1f}k candidates"
 
 
 def _record(job: ShardJob, run: ShardRun, worker: int, record: ShardRecord) -> None:

@@ -20,7 +20,7 @@ import torch
 
 from gen_aug.checkpoint import load_snapshot
 from gen_aug.models.cdm import one_step, with_sampler
-from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
+from gen_aug.sampling import GENERATION_CHUNK, generate_uint8, images_drawn
 from gen_aug.synthesis.handoff import start_handoff
 from gen_aug.synthesis.plan import Plan, Shard
 from gen_aug.synthesis.records import ShardRecord
@@ -64,6 +64,7 @@ class ShardWorker:
         self.images = images or _default_images(self.model, settings, classifier_weights, variant_sources,
                                                 self.device)
         self.generating = threading.Lock()
+        self.drawn_before: int | None = None  # images_drawn() when the shard being generated began
         config = self.model.config
         rows = min(self.plan.shard_size, self.plan.n)  # the largest shard there is
         shard_shape = (rows, config.channels, config.resolution, config.resolution)
@@ -91,6 +92,12 @@ class ShardWorker:
     def describe(self) -> dict:
         return self.info
 
+    def drawing(self) -> int:
+        """Images drawn so far for the shard being generated (0 between shards): the driver shows it, so a long
+        shard does not sit at 0% until it lands."""
+        before = self.drawn_before
+        return 0 if before is None else images_drawn() - before
+
     def final_stats(self) -> dict:
         """This actor's peak resident memory (encoder processes not included) and encoder pools replaced."""
         return {"peak_rss_bytes": peak_rss_bytes(), "encoder_restarts": len(self.retired)}
@@ -108,7 +115,11 @@ class ShardWorker:
 
         def fill(out: torch.Tensor) -> tuple:
             with self.generating:
-                columns, candidates = self.images.fill(shard, out)
+                self.drawn_before = images_drawn()
+                try:
+                    columns, candidates = self.images.fill(shard, out)
+                finally:
+                    self.drawn_before = None
             if columns is not None and "useful" in columns:  # --select useful: which images passed, per class
                 labels = self.plan.labels(shard.start, shard.stop)[columns["useful"] == 1]
                 passed["per_class"] = tuple(np.bincount(labels, minlength=len(self.plan.class_names)).tolist())
