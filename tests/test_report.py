@@ -16,7 +16,7 @@ from PIL import Image
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.evaluation.classifier import ClassifierConfig
 from gen_aug.evaluation.evaluate import describe_evaluation
-from gen_aug.evaluation.figures import recall_figure
+from gen_aug.evaluation.figures import recall_figure, recall_limits
 from gen_aug.evaluation.limits import cannot_tell
 from gen_aug.evaluation.markdown import DIFFERENCES_FIGURE, MEMORISATION_FIGURE, RECALL_FIGURE, SAMPLES_FIGURE
 from gen_aug.evaluation.measure import evaluate_images
@@ -134,6 +134,14 @@ def test_recall_figure_fits_long_class_names_and_classes_without_test_images(eva
         arm["per_class_recall_mean"][3] = arm["per_class_recall_std"][3] = None
     with Image.open(io.BytesIO(recall_figure(EvaluationResult.from_dict(table)))) as picture:
         assert picture.format == "PNG" and picture.width > 600
+
+
+def test_the_recall_axis_is_fitted_to_the_points_so_a_few_points_apart_show():
+    low, high = recall_limits(np.array([0.81, 0.84, 0.86, 0.89, np.nan]))
+    assert 0.79 < low < 0.81 and 0.89 < high < 0.91  # 8 points span most of the axis, not a twelfth of it
+    assert recall_limits(np.array([0.97, 1.03])) == pytest.approx((0.96, 1.02))  # a whisker past 1 stops at the top
+    assert recall_limits(np.array([0.5, 0.5])) == pytest.approx((0.49, 0.51))
+    assert recall_limits(np.array([np.nan])) == (0.0, 1.02)  # no class with test images: the whole range
 
 
 @pytest.mark.parametrize("text", ["{", "[1]", '{"genaug_version": "0.1.0"}', None])

@@ -50,24 +50,42 @@ def differences_figure(result: EvaluationResult) -> bytes:
 
 
 def recall_figure(result: EvaluationResult) -> bytes:
-    """Grouped bars: for each class, every arm's test recall (mean over seeds, std whiskers)."""
+    """For each class, every arm's test recall (mean over seeds, std whiskers) as points on an axis fitted to them.
+
+    Points, not bars: a bar's length is read from zero, and an axis from zero would squeeze arms a few points
+    apart into one height.
+    """
     arms = [*result.arms, result.tstr]
     names = list(result.class_names)
     width = 0.8 / len(arms)
     figure = Figure(figsize=(min(14.0, max(6.0, 0.16 * len(names) * len(arms) + 3)), 4.0), layout="constrained")
     axis = figure.subplots()
+    shown = []
     for index, arm in enumerate(arms):
         means = np.array([np.nan if v is None else v for v in arm.per_class_recall_mean], dtype=float)
         stds = np.array([np.nan if v is None else v for v in arm.per_class_recall_std], dtype=float)
         positions = np.arange(len(names)) - 0.4 + width * (index + 0.5)
-        axis.bar(positions, means, width, yerr=stds, capsize=2, label=arm.name, error_kw={"linewidth": 0.8})
+        axis.errorbar(positions, means, yerr=stds, fmt="o", markersize=4, capsize=2, linewidth=0.8, label=arm.name)
+        shown.extend([means - stds, means + stds])
+    axis.set_ylim(*recall_limits(np.concatenate(shown)))
+    for edge in np.arange(len(names) - 1) + 0.5:  # one column of arms per class
+        axis.axvline(edge, color="grey", linewidth=0.5, alpha=0.5)
     axis.set_xticks(range(len(names)), [name if len(name) <= 14 else name[:13] + "…" for name in names])
-    axis.set_ylim(0, 1.05)
-    axis.set_ylabel("test recall")
+    axis.set_ylabel("test recall (axis fitted to the points)")
     axis.set_title(f"per-class recall per arm (mean and std over {len(result.settings.seeds)} seeds)")
     axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axis.grid(axis="y", alpha=0.3)
     return _png(figure)
+
+
+def recall_limits(values: np.ndarray) -> tuple[float, float]:
+    """y limits around the finite `values` with a 10% margin, within recall's [0, 1]; the full range if none."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 0.0, 1.02
+    low, high = float(values.min()), float(values.max())
+    margin = max(0.1 * (high - low), 0.01)
+    return max(0.0, low - margin), min(1.02, high + margin)
 
 
 def memorisation_figure(result: EvaluationResult, real_train: LabelledImages, synthetic: LabelledImages) -> bytes:
