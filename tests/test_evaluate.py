@@ -47,6 +47,9 @@ def test_evaluate_writes_the_report_and_prints_a_summary(synthetic, private_clas
     assert report["settings"]["sample_size"] == 150
     assert report["inputs"]["synthetic_manifest_sha256"] == hashlib.sha256((synthetic / MANIFEST).read_bytes()).hexdigest()
     assert report["mixing"]["synthetic_images_added"] == 200  # ratio 1 asks 1,442: every synthetic image goes in
+    assert sum(report["mixing"]["synthetic_wanted_per_class"]) == 1442
+    shortfall = "the proportional mix asked 1,442 synthetic images and the output has 200 ('0' 20 of 143,"
+    assert shortfall in result.output and shortfall in (tmp_path / "r" / "report.md").read_text()
     assert len(report["tstr"]["accuracy"]["per_seed"]) == 2
     assert [arm["name"] for arm in report["arms"]] == list(EvaluationOptions.arms)
     assert report["inputs"]["arms"] == list(EvaluationOptions.arms) and report["inputs"]["metric"] == "accuracy"
@@ -71,6 +74,7 @@ def test_a_real_share_repeats_the_real_images_and_the_report_says_so(synthetic, 
     assert report["settings"]["real_share"] == 0.5 and report["inputs"]["real_share"] == 0.5
     assert "real images repeated x2" in (tmp_path / "r" / "report.md").read_text()
     assert "real train x2 + 200 synthetic" in result.output
+    assert "mix asked" not in result.output  # 200 asked, 20 of each class, and the output has them
 
 
 def test_a_balance_mix_tops_up_the_small_classes_and_the_report_names_the_arms(synthetic, private_classifier_cache,

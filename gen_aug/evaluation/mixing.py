@@ -96,6 +96,7 @@ def mixing_record(real: LabelledImages, synthetic: LabelledImages, ratio: float,
     return Mixing(
         mix=mix, ratio=ratio, real_share=real_share, real_repeats=real_repeats(len(real.images), sum(per_class), real_share),
         synthetic_images_added=sum(per_class), synthetic_per_class=tuple(per_class),
+        synthetic_wanted_per_class=tuple(wanted_per_class(real.class_counts(), ratio, mix)),
     )
 
 

@@ -130,6 +130,8 @@ class Mixing:
     real_repeats: int = 1  # copies of the real images in the mix (reports before --real-share: 1)
     synthetic_images_added: int  # synthetic images in the mix
     synthetic_per_class: tuple[int, ...] = ()  # the same per class (reports before --mix: not recorded)
+    # What the mix asked of each class; a class the output has fewer of gives all it has (older reports: not recorded)
+    synthetic_wanted_per_class: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"
                 "auc": "ROC AUC"}
 # The arms whose verdicts are the answer.
 SYNTHETIC_ARMS = ("synthetic", "classical+synthetic", "top-up", "pretrain", *VARIANT_ARMS, "distill")
+MIXED_ARMS = ("synthetic", "classical+synthetic", "distill")  # the arms that train on the mix of real and synthetic
 SMALL_TEST_SET = 1000  # below this many test images, the summary says what one image is worth
 CLOSER_PRIOR = 0.01  # an arm this much closer (total variation) to the test shares than real train gains a caveat
 
@@ -114,12 +115,30 @@ def caveats(result: EvaluationResult) -> list[str]:
             "train on shares nearer the test set's, so part of their difference can come from the class prior "
             "alone, not from the images"
         )
+    short = mix_shortfall(result)
+    if short:
+        lines.append(short)
     if result.data.real_test.images < SMALL_TEST_SET:
         lines.append(
             f"{result.data.real_test.images} test images: one is worth {prior.points_per_test_image:.2f} accuracy "
             f"points, up to {prior.points_per_rarest_test_image:.2f} balanced-accuracy points"
         )
     return lines
+
+
+def mix_shortfall(result: EvaluationResult) -> str | None:
+    """A line when the synthetic output has fewer images of a class than the mix asked: its arms then train on other
+    class shares than the real set's, which alone can move a score."""
+    mixing = result.mixing
+    wanted, added = mixing.synthetic_wanted_per_class, mixing.synthetic_per_class
+    uses_mix = any(arm.name in MIXED_ARMS for arm in result.arms)
+    if not uses_mix or not wanted or sum(wanted) == sum(added):
+        return None
+    short = [f"{name!r} {have:,} of {want:,}" for name, want, have in zip(result.class_names, wanted, added)
+             if have < want]
+    return (f"the {mixing.mix} mix asked {sum(wanted):,} synthetic images and the output has {sum(added):,} "
+            f"({', '.join(short)}), so {', '.join(a.name for a in result.arms if a.name in MIXED_ARMS)} train on "
+            "other class shares than the mix meant; synthesize more of those classes (--n, --per-class)")
 
 
 def arms_nearer_the_test_shares(result: EvaluationResult) -> list[str]:
