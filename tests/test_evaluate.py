@@ -203,3 +203,34 @@ def test_bad_inputs_are_one_line_errors_and_write_no_report(synthetic, tmp_path,
     last = result.output.splitlines()[-1]
     assert last.startswith("Error: ") and message in last
     assert not report_dir.exists()
+
+
+@pytest.mark.ray
+def test_without_real_evaluate_reads_the_data_the_model_was_trained_on(ray_local, private_classifier_cache, tmp_path):
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.models import build_model
+
+    def output(name: str, data: dict | None) -> str:
+        model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 10, "z_dim": 8, "width": 4})
+        meta = {"class_names": list(trained.class_names), **({"data": data} if data else {})}
+        save_snapshot(tmp_path / f"{name}.safetensors", model, meta)
+        out = str(tmp_path / name)
+        synthesize(SynthesisOptions(str(tmp_path / f"{name}.safetensors"), out, n=100, workers=1, progress=False))
+        return out
+
+    trained = load_data("builtin:digits?limit_per_class=10")
+    recorded = output("recorded", {"description": trained.description, "fingerprint": trained.fingerprint})
+    result = evaluate("--synthetic", recorded, "--report", str(tmp_path / "r"), "--arms", "real,synthetic", *BUDGET)
+    assert result.exit_code == 0, result.output
+    assert f"real         {trained.description} (the model's training data" in result.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["data"]["real_train"]["description"] == trained.description
+    assert report["data"]["real_train"]["images"] == 100 == len(trained.images)
+
+    stale = output("stale", {"description": trained.description, "fingerprint": "0" * 64})
+    unrecorded = output("unrecorded", None)
+    for out, message in [(stale, "reads other images today than it did then (expected --real SPEC"),
+                         (unrecorded, "manifest does not record the data its model was trained on (expected --real")]:
+        refused = evaluate("--synthetic", out, "--report", str(tmp_path / "refused"), *BUDGET)
+        assert refused.exit_code == 1 and message in refused.output and "Traceback" not in refused.output
+        assert not (tmp_path / "refused").exists()

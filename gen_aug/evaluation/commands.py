@@ -44,8 +44,9 @@ def _arm_list(ctx, param, value):
 
 
 @click.command("evaluate")
-@click.option("--real", "real_spec", required=True, metavar="SPEC",
-              help="Real data: its train split trains the classifiers, its test split (without --test) tests them.")
+@click.option("--real", "real_spec", metavar="SPEC",
+              help="Real data: its train split trains the classifiers, its test split (without --test) tests them "
+                   "[default: the data the model was trained on, as --synthetic's manifest records it].")
 @click.option("--test", "test_spec", metavar="SPEC",
               help="Test set instead of --real's test split: any data spec with the classes and image shape of "
                    "--real's train split, read as `genaug data` reads it.")
@@ -106,7 +107,7 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
 
     \b
     Examples:
-      genaug evaluate --real builtin:digits --synthetic runs/digits/synth
+      genaug evaluate --synthetic runs/digits/synth      # --real: the data the model was trained on
       genaug evaluate --real 'idx:../shared/data/mnist-t10k' --synthetic synth/ --report reports/mnist
       genaug evaluate --real 'npz:../shared/data/breastmnist/breastmnist.npz' --synthetic synth/ \\
           --arms real,classical,synthetic,top-up,pretrain,reweighted --mix balance --metric balanced_accuracy
@@ -118,8 +119,12 @@ def evaluate_command(real_spec, test_spec, synthetic, report_dir, arms, classifi
       genaug evaluate --real 'npz:../shared/data/breastmnist/breastmnist.npz' --synthetic synth/ \\
           --arms real,classical,distill --tune mix_ratio=0.5,1,2 --metric balanced_accuracy
     """
-    from gen_aug.evaluation.evaluate import describe_evaluation, evaluate
+    from gen_aug.evaluation.evaluate import describe_evaluation, evaluate, trained_on
 
+    if real_spec is None:
+        real_spec = trained_on(synthetic)
+        click.echo(f"real         {real_spec} (the model's training data, as {synthetic}'s manifest records it)",
+                   err=True)
     options = EvaluationOptions(
         real=real_spec, test=test_spec, synthetic=synthetic, report=report_dir, seeds=seeds, steps=steps, arms=arms,
         classifier=classifier, metric=metric, mix=mix, mix_ratio=mix_ratio, real_share=real_share,

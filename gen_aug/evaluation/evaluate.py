@@ -18,6 +18,23 @@ from gen_aug.evaluation.result import EvaluationResult
 TRAIN_SUBSET_OPTIONS = ("limit_per_class", "class_fraction")
 
 
+def trained_on(synthetic: str) -> str:
+    """The data spec the output's model was trained on, as its manifest records it, checked to read the same images
+    today: --real's default, so a user need not retype a spec's options (?resolution=64&resize=pad)."""
+    from gen_aug.synthesis.manifest import load_manifest
+
+    _, manifest, _, _ = load_manifest(synthetic, "--synthetic")
+    recorded = ((manifest.get("snapshot") or {}).get("meta") or {}).get("data") or {}
+    spec = recorded.get("description")
+    if not isinstance(spec, str):
+        raise GenaugError(f"--real: not given, and {synthetic!r}'s manifest does not record the data its model was "
+                          "trained on (expected --real SPEC)")
+    if load_data(spec).fingerprint != recorded.get("fingerprint"):
+        raise GenaugError(f"--real: not given, and {spec!r}, the data {synthetic!r}'s model was trained on, reads "
+                          "other images today than it did then (expected --real SPEC naming the real set)")
+    return spec
+
+
 def real_splits(spec: str) -> tuple[LabelledImages, LabelledImages]:
     """(train, test) of a data spec: the test split keeps resolution and channels but not the train subset options."""
     parsed = _train_spec(spec)
