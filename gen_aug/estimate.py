@@ -16,10 +16,11 @@ import torch
 
 from gen_aug.config import Job
 from gen_aug.data import LabelledImages
+from gen_aug.evaluation.parallel import seconds_per_classifier_step
+from gen_aug.units import duration
 
 PROBE_TRAIN_STEPS = 3  # timed after one untimed step, which pays for first-call setup
 PROBE_IMAGES = 8
-PROBE_CLASSIFIER_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def estimate_job(job: Job, data: LabelledImages, images: int, runs: int, jobs: i
     model, trainer = seeded_model(data, job.model.family, job.model.options, job.train, device)
     step_s = _train_step_seconds(trainer, data, job.train.batch_size, device)
     image_s = _image_seconds(model.eval(), data.num_classes, device)
-    classifier_s = _classifier_step_seconds(data, job.evaluate.classifier_config().batch_size, device)
+    classifier_s = seconds_per_classifier_step(data, job.evaluate.classifier_config(), device)
     classifier_steps = runs * job.evaluate.steps
     return [
         StageEstimate("train", f"{job.train.steps:,} steps of a {job.model.family} on {len(data.images):,} images",
@@ -72,22 +73,3 @@ def _image_seconds(model: torch.nn.Module, num_classes: int, device: torch.devic
         started = time.perf_counter()
         model.generate(z, labels)
     return (time.perf_counter() - started) / PROBE_IMAGES
-
-
-def _classifier_step_seconds(data: LabelledImages, batch_size: int, device: torch.device) -> float:
-    from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
-    from gen_aug.evaluation.parallel import THREADS_PER_RUN, torch_threads
-
-    config = ClassifierConfig(steps=PROBE_CLASSIFIER_STEPS, batch_size=batch_size)
-    with torch_threads(THREADS_PER_RUN):  # as every evaluation run trains
-        started = time.perf_counter()
-        train_classifier(data.images, data.labels, data.num_classes, config, device=device)
-    return (time.perf_counter() - started) / PROBE_CLASSIFIER_STEPS
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -84,22 +84,19 @@ def dry_run(job: Job) -> list[str]:
     """What `genaug run` would do and roughly how long each stage takes here (estimate.py), starting no work:
     no training, no Ray, no file written."""
     from gen_aug.data import load_data
-    from gen_aug.estimate import duration, estimate_job
+    from gen_aug.estimate import estimate_job
     from gen_aug.evaluation.parallel import jobs_for
-    from gen_aug.evaluation.tuning import grid_points, split_grid
+    from gen_aug.evaluation.tuning import classifier_runs
     from gen_aug.synthesis.manifest import manifest_name
     from gen_aug.synthesis.storage import open_location
     from gen_aug.train import SNAPSHOT_NAME
+    from gen_aug.units import duration
 
     run, synthetic, report = job_paths(job)
     data = load_data(job.data.spec)
     outputs = synthesis_grid(job, synthetic)
     images = sum(_images_of(point_job, data) for point_job, _ in outputs)
-    made_grid, own_grid = split_grid(job.evaluate.tune)
-    runs = (len(job.evaluate.arms) + 1) * len(job.evaluate.seeds)  # every arm and TSTR, at every seed
-    if job.evaluate.tune is not None:
-        tuned = len([arm for arm in job.evaluate.arms if arm not in ("real", "classical", "reweighted")])
-        runs += tuned * len(job.evaluate.seeds) * len(grid_points(made_grid)) * len(grid_points(own_grid))
+    runs = classifier_runs(job.evaluate)
     jobs = jobs_for(job.evaluate.jobs, None if job.train.device == "auto" else job.train.device,
                     runs * job.evaluate.steps)
     found = {

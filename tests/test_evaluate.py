@@ -5,6 +5,7 @@ Guards: gen_aug/evaluation/evaluate.py, gen_aug/evaluation/commands.py, gen_aug/
 
 import hashlib
 import json
+import re
 import shutil
 
 import numpy as np
@@ -59,6 +60,8 @@ def test_evaluate_writes_the_report_and_prints_a_summary(synthetic, private_clas
     for line in lines:
         assert f"\n{line} " in "\n" + result.output
     assert "seed 1" in result.output  # the per-run progress bars, on stderr
+    # Before any run: what it trains and roughly how long, TSTR and 4 arms at 2 seeds.
+    assert re.search(r"(^|\n)runs +10 classifier runs of 20 steps, 1 at once; roughly [0-9]+ s here\n", result.stderr)
     assert verify(str(synthetic)).ok  # nothing was written into the synthetic folder
 
 

@@ -1,6 +1,6 @@
 """`genaug run`: train, synthesize, evaluate; a stage whose output is complete is skipped, a changed one reruns with those after it.
 
-Guards: gen_aug/pipeline.py, gen_aug/estimate.py
+Guards: gen_aug/pipeline.py, gen_aug/estimate.py, gen_aug/units.py
 """
 
 import json
@@ -126,3 +126,10 @@ def test_dry_run_of_a_variants_grid_counts_every_output_and_every_validation_run
     assert lines[2].startswith("synthesize  1,200 images; about ")  # 300 sources x 2 variants, at 2 strengths
     assert lines[3].startswith("evaluate    6 classifier runs of 20 steps")  # 3 arms + TSTR, and variants at 2 points
     assert not (tmp_path / "run").exists()
+
+
+def test_durations_read_at_a_glance():
+    from gen_aug.units import duration
+
+    assert [duration(s) for s in (0.4, 89, 90, 725, 5399, 5400, 9000)] == \
+        ["0 s", "89 s", "2 min", "12 min", "90 min", "1.5 h", "2.5 h"]

@@ -68,6 +68,7 @@ def test_without_a_shard_size_every_worker_there_in_time_writes_and_the_plan_is_
     plan_line = next(line for line in result.stderr.splitlines() if line.startswith("plan"))
     assert "1,000 images in 4 shards of 250" in plan_line and "2 CPU workers" in plan_line, plan_line
     assert re.search(r"about [0-9.]+ kB of parquet", plan_line), plan_line
+    assert re.search(r"\); roughly [0-9]+ s here$", plan_line), plan_line  # from the sample's time per image
     first, second = manifests
     assert first["plan"] == second["plan"] and first["plan"]["shard_size"] == 250  # the same command, the same plan
     assert [s["sha256"] for s in first["shards"]] == [s["sha256"] for s in second["shards"]]

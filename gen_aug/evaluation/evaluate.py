@@ -197,6 +197,7 @@ def evaluate(
     report_dir = options.report_dir()
     _check_report_outside(report_dir, options.synthetic)
     real_train, real_test = evaluation_sets(options)
+    log(_rough_cost(options, real_train))
     outputs = output_grid(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
     validation = validation_set(options, real_train, real_test)
@@ -223,6 +224,20 @@ def evaluate(
     (report_dir / REPORT_JSON).unlink(missing_ok=True)
     write_report(result, report_dir, real=real_test, synthetic=synthetic, real_train=real_train)
     return result, report_dir
+
+
+def _rough_cost(options: EvaluationOptions, real_train: LabelledImages) -> str:
+    """What the evaluation will train and roughly how long here, from a few timed classifier steps."""
+    from gen_aug.evaluation.parallel import jobs_for, seconds_per_classifier_step
+    from gen_aug.evaluation.tuning import classifier_runs
+    from gen_aug.units import duration
+
+    device = None if options.device == "auto" else options.device
+    runs = classifier_runs(options)
+    at_once = min(runs, jobs_for(options.jobs, device, runs * options.steps))
+    step_s = seconds_per_classifier_step(real_train, options.classifier_config(), device)
+    return (f"runs         {runs} classifier runs of {options.steps:,} steps, {at_once} at once; roughly "
+            f"{duration(runs * options.steps * step_s / at_once)} here")
 
 
 def variant_sources(options: EvaluationOptions, real_train: LabelledImages):

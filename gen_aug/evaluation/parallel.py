@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import TypeVar
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 THREADS_PER_RUN = 1  # torch threads of every classifier run, whatever the number of runs at once
 REFRESH_S = 1.0  # the overall bar redraws at least this often while runs are under way
+PROBE_CLASSIFIER_STEPS = 20  # timed for an evaluation's estimate
 # Each process of the pool imports torch first (seconds): runs of fewer steps than this in all stay here.
 MIN_STEPS_TO_SPREAD = 5000
 
@@ -45,6 +47,20 @@ def jobs_for(jobs: int | None, device: str | None, total_steps: int) -> int:
     if device == "cuda" or (device is None and torch.cuda.is_available()) or total_steps < MIN_STEPS_TO_SPREAD:
         return 1
     return usable_cpus()
+
+
+def seconds_per_classifier_step(data, config, device=None) -> float:
+    """A few steps of the classifier `config` (a ClassifierConfig) on `data` (LabelledImages), timed on one thread as
+    every run trains: the probe behind an evaluation's rough time."""
+    import dataclasses
+
+    from gen_aug.evaluation.classifier import train_classifier
+
+    with torch_threads(THREADS_PER_RUN):
+        started = time.perf_counter()
+        train_classifier(data.images, data.labels, data.num_classes,
+                         dataclasses.replace(config, steps=PROBE_CLASSIFIER_STEPS), device=device)
+    return (time.perf_counter() - started) / PROBE_CLASSIFIER_STEPS
 
 
 @contextlib.contextmanager

@@ -53,6 +53,17 @@ def split_grid(grid: dict[str, tuple[float, ...]] | None) -> tuple[dict, dict]:
 Output = tuple[dict[str, float], Callable[[], tuple[LabelledImages, VariantProvenance | None]]]
 
 
+def classifier_runs(options: EvaluationOptions) -> int:
+    """The classifier runs an evaluation trains: TSTR and every arm at every seed, and with a grid each tuned arm
+    again at every seed of every point."""
+    runs = (len(options.arms) + 1) * len(options.seeds)
+    if options.tune:
+        made_grid, own_grid = split_grid(options.tune)
+        points = len(grid_points(made_grid)) * len(grid_points(own_grid))
+        runs += len(tuned_arms(options)) * len(options.seeds) * points
+    return runs
+
+
 def tune(real_train: LabelledImages, validation: LabelledImages, outputs: list[Output], options: EvaluationOptions,
          config: ClassifierConfig, *, device=None, log: Callable[[str], None] = lambda message: None,
          progress: bool = True) -> tuple[Tuning, int]:

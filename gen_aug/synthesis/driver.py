@@ -22,7 +22,7 @@ import torch
 from gen_aug.errors import GenaugError
 from gen_aug.sampling import GENERATION_CHUNK, NonFiniteImages
 from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
-from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint
+from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint, rough_time
 from gen_aug.synthesis.manifest import (
     JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, remove_state, write_json,
 )
@@ -78,8 +78,9 @@ def synthesize(options: SynthesisOptions) -> dict:
             settings = _fit_to_workers(planned, options, workers, ownership)
             kept = _prepare_output(location, options, settings, ownership)
             if options.progress:  # once every refusal is past, so a refused job prints its one error line alone
-                print(describe_plan(settings.plan, workers, footprint, options.shard_size is not None,
-                                    sum(record.rows for record in kept.values())), file=sys.stderr)
+                kept_images = sum(record.rows for record in kept.values())
+                print(describe_plan(settings.plan, workers, footprint, options.shard_size is not None, kept_images,
+                                    rough_time(footprint, settings, workers, kept_images)), file=sys.stderr)
             job = ShardJob(settings, workers, Path(options.model).read_bytes(), location,
                            planned.classifier_weights, options.progress, options.worker_start_timeout_s,
                            planned.variant_sources)

@@ -1,10 +1,11 @@
-"""What a synthesis job will write, told before it starts: bytes from a small encoded sample, and the room for them."""
+"""What a synthesis job will write, told before it starts: bytes and time from a small sample, and the room for them."""
 
 from __future__ import annotations
 
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.ownership import inspect_output
 from gen_aug.synthesis.plan import Plan, make_plan
 from gen_aug.synthesis.session import Workers
+from gen_aug.synthesis.settings import JobSettings
+from gen_aug.units import duration
 from gen_aug.synthesis.storage import LocalLocation, Location
 
 # The job's first images, encoded as its shards will be: enough to average out one image's luck, and drawn
@@ -29,6 +32,7 @@ class Footprint:
     format: str
     bytes_per_image: float
     bytes_per_shard: float  # what one shard file costs beyond its images (Parquet's schema, footer); 0 for PNG
+    seconds_per_image: float = 0.0  # drawing the sample from noise here, on this process's torch threads
 
     def total_bytes(self, plan: Plan) -> int:
         return math.ceil(self.bytes_per_image * plan.n + self.bytes_per_shard * plan.num_shards)
@@ -43,17 +47,19 @@ def estimate_footprint(model: torch.nn.Module, plan: Plan, image_format: str) ->
     labels = torch.from_numpy(plan.labels(0, rows))
     # The rows alone, not padded to a generation chunk: an estimate needs no exact bytes, and a diffusion
     # sampler's cost grows with every padded row.
+    started = time.perf_counter()
     with torch.inference_mode():
         generated = model.generate(latents(plan.seed, torch.arange(rows), model.z_dim), labels)
+    seconds_per_image = (time.perf_counter() - started) / rows
     if not torch.isfinite(generated).all():  # refused here, before Ray starts or anything is written
         raise non_finite_images(0, rows - 1)
     images = to_uint8(generated).numpy()
     whole = _encoded_bytes(images, plan.class_names, image_format)
     if rows < 2:
-        return Footprint(image_format, float(whole), 0.0)
+        return Footprint(image_format, float(whole), 0.0, seconds_per_image)
     half = _encoded_bytes(images[: rows // 2], plan.class_names, image_format)
     per_image = (whole - half) / (rows - rows // 2)
-    return Footprint(image_format, per_image, max(0.0, whole - per_image * rows))
+    return Footprint(image_format, per_image, max(0.0, whole - per_image * rows), seconds_per_image)
 
 
 def _encoded_bytes(images: np.ndarray, class_names: tuple[str, ...], image_format: str) -> int:
@@ -102,8 +108,26 @@ def _bytes_of_ours(location: LocalLocation) -> int:
     return sum(os.lstat(location.path(relative)).st_size for relative in inspect_output(location).ours)
 
 
-def describe_plan(plan: Plan, workers: Workers, footprint: Footprint, shard_size_given: bool, kept_images: int) -> str:
-    """The line `genaug synthesize` prints on stderr before its first shard."""
+def rough_time(footprint: Footprint, settings: JobSettings, workers: Workers, kept_images: int) -> str:
+    """'; roughly 9 min here' for CPU workers (the sample was drawn on this CPU, GPU workers are another matter):
+    the sample's time per image, for each image still to make, spread over the workers."""
+    if workers.use_gpus or not footprint.seconds_per_image:
+        return ""
+    draws = 1.0  # sampler runs per image, as a share of one from noise
+    at_least = settings.filter is not None  # a filter judges candidates until enough pass: more rounds, more time
+    if settings.variants is not None:  # a variant at strength S runs that share of the sampler's path
+        draws *= sum(settings.variants.strengths) / len(settings.variants.strengths)
+    if settings.filter is not None and settings.filter.select == "useful":
+        draws *= settings.filter.candidates_per_round
+    # A CPU worker runs one torch thread; the sample ran on all of this process's.
+    seconds = (settings.plan.n - kept_images) * draws * footprint.seconds_per_image * torch.get_num_threads()
+    seconds /= workers.count
+    return f"; {'at least' if at_least else 'roughly'} {duration(seconds)} here"
+
+
+def describe_plan(plan: Plan, workers: Workers, footprint: Footprint, shard_size_given: bool, kept_images: int,
+                  when: str = "") -> str:
+    """The line `genaug synthesize` prints on stderr before its first shard; `when`: rough_time's words."""
     shards = f"{plan.num_shards:,} shard{'s' if plan.num_shards != 1 else ''} of {plan.shard_size:,}"
     chosen = "" if shard_size_given else " (sized for the workers: no --shard-size given)"
     kept = f" ({kept_images:,} kept from before)" if kept_images else ""
@@ -111,7 +135,7 @@ def describe_plan(plan: Plan, workers: Workers, footprint: Footprint, shard_size
     return (
         f"plan         {plan.n:,} images{kept} in {shards}{chosen} on {workers.count} {kind} "
         f"worker{'s' if workers.count != 1 else ''}; about {byte_text(footprint.total_bytes(plan))} of "
-        f"{footprint.format} (about {footprint.bytes_per_image:,.0f} bytes per image)"
+        f"{footprint.format} (about {footprint.bytes_per_image:,.0f} bytes per image){when}"
     )
 
 
