@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import torch
 
-from gen_aug.evaluation.classifier import ClassifierConfig, accuracy, default_device, train_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, accuracy, default_device, train_classifier
 from gen_aug.data import load_data
 
 DEFAULT_DATA = "idx:../shared/data/mnist-t10k"

@@ -172,7 +172,7 @@ def _check_same_model(job: Job, data, meta: dict, snapshot: Path) -> None:
 
 def synthesis_options(job: Job, snapshot: Path, synthetic: str):
     """The `genaug synthesize` options of a job: its [synthesize] section with the job's snapshot, data and device."""
-    from gen_aug.evaluation.classifier import ClassifierConfig
+    from gen_aug.classifiers.classifier import ClassifierConfig
 
     return dataclasses.replace(
         job.synthesize, model=str(snapshot), out=synthetic, data=job.data.spec,

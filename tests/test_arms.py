@@ -1,7 +1,7 @@
 """Arms on tiny real data: every arm runs, pairs by seed with real, mixes give the counts they promise, augmentation is sound.
 
-Guards: gen_aug/evaluation/arms.py, gen_aug/evaluation/mixing.py, gen_aug/evaluation/augment.py,
-    gen_aug/evaluation/networks.py, gen_aug/evaluation/classifier.py, gen_aug/evaluation/options.py
+Guards: gen_aug/evaluation/arms.py, gen_aug/evaluation/mixing.py, gen_aug/classifiers/augment.py,
+    gen_aug/classifiers/networks.py, gen_aug/classifiers/classifier.py, gen_aug/evaluation/options.py
 """
 
 import dataclasses
@@ -13,10 +13,10 @@ import torch
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import plan_arms, run_arms
-from gen_aug.evaluation.augment import ClassicalAugment, balanced_weights
-from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
+from gen_aug.classifiers.augment import ClassicalAugment, balanced_weights
+from gen_aug.classifiers.classifier import ClassifierConfig, train_classifier
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, wanted_per_class
-from gen_aug.evaluation.networks import SmallImageResNet18
+from gen_aug.classifiers.networks import SmallImageResNet18
 from gen_aug.evaluation.options import ARMS, METRICS, VARIANT_ARMS, EvaluationOptions
 
 FAST = ClassifierConfig(width=4, feature_dim=16, steps=30, batch_size=64)
@@ -140,7 +140,7 @@ def test_resnet18_keeps_small_images_whole_and_trains(side):
 
 
 def test_only_resnet18_trains_in_bfloat16_and_only_where_the_device_has_it():
-    from gen_aug.evaluation.classifier import training_precision
+    from gen_aug.classifiers.classifier import training_precision
 
     cpu = torch.device("cpu")
     with training_precision("small-cnn", cpu):

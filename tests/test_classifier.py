@@ -1,6 +1,6 @@
 """Reference classifier: learns the digits, is deterministic per seed, any shape and class count, cached safely.
 
-Guards: gen_aug/evaluation/classifier.py, gen_aug/evaluation/networks.py, gen_aug/evaluation/augment.py
+Guards: gen_aug/classifiers/classifier.py, gen_aug/classifiers/networks.py, gen_aug/classifiers/augment.py
 """
 
 import json
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gen_aug.evaluation import classifier as classifier_module
-from gen_aug.evaluation.classifier import (
+from gen_aug.classifiers import classifier as classifier_module
+from gen_aug.classifiers.classifier import (
     ClassifierConfig,
     accuracy,
     cache_key,
@@ -20,7 +20,7 @@ from gen_aug.evaluation.classifier import (
     train_classifier,
 )
 from gen_aug.data import load_data
-from gen_aug.evaluation.augment import random_shift
+from gen_aug.classifiers.augment import random_shift
 from gen_aug.errors import GenaugError
 
 TINY = ClassifierConfig(width=8, feature_dim=32, steps=200, batch_size=64)

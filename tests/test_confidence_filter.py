@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gen_aug.checkpoint import load_snapshot
-from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, reference_classifier
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.manifest import MANIFEST
 from gen_aug.synthesis.verify import verify
-from gen_aug.evaluation.classifier import REFERENCE_SEED
+from gen_aug.classifiers.classifier import REFERENCE_SEED
 from gen_aug.synthesis.plan import make_plan
 from gen_aug.synthesis.reader import SyntheticImages
 from gen_aug.sampling import generate_uint8

@@ -12,7 +12,7 @@ import torch
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import plan_arms, run_arm, run_arms
-from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, train_classifier
 from gen_aug.evaluation.distill import TeacherLabels
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.wording import verdict_lines

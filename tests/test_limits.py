@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gen_aug.data import LabelledImages, load_data
-from gen_aug.evaluation.classifier import ClassifierConfig
+from gen_aug.classifiers.classifier import ClassifierConfig
 from gen_aug.evaluation.evaluate import describe_evaluation
 from gen_aug.evaluation.limits import failed_images, cannot_tell, images_to_see_gain
 from gen_aug.evaluation.markdown import markdown

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gen_aug.data import LabelledImages, load_data
-from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, reference_classifier
 from gen_aug.evaluation.memorisation import CLOSEST_PAIRS, memorisation, nearest
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gen_aug.evaluation.classifier import ClassifierConfig, reference_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, reference_classifier
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import ArmPlan, run_arm, tstr_plan

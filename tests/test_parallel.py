@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gen_aug.data import LabelledImages, load_data
-from gen_aug.evaluation.classifier import ClassifierConfig
+from gen_aug.classifiers.classifier import ClassifierConfig
 from gen_aug.evaluation.measure import evaluate_images
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.parallel import MIN_STEPS_TO_SPREAD, THREADS_PER_RUN, jobs_for, run_all, usable_cpus

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gen_aug.data import LabelledImages, load_data
-from gen_aug.evaluation.classifier import ClassifierConfig
+from gen_aug.classifiers.classifier import ClassifierConfig
 from gen_aug.evaluation.evaluate import describe_evaluation
 from gen_aug.evaluation.figures import recall_figure, recall_limits
 from gen_aug.evaluation.limits import cannot_tell

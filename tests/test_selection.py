@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from gen_aug.checkpoint import load_snapshot
 from gen_aug.cli import main
 from gen_aug.data import load_data
-from gen_aug.evaluation.classifier import REFERENCE_SEED, ClassifierConfig, reference_classifier
+from gen_aug.classifiers.classifier import REFERENCE_SEED, ClassifierConfig, reference_classifier
 from gen_aug.sampling import generate_uint8
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.manifest import MANIFEST, describe_manifest

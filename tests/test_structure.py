@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, Ray only where synthesis talks to it, modules and functions one can read.
+"""The package's shape: no import cycles, Ray only where synthesis talks to it, classifiers below both stages and
+synthesis apart from evaluation, modules and functions one can read.
 
 The shape checks read every module, and every test file names the modules it guards in the last line of its
 docstring; of behaviour, this file checks only the train command's help.
@@ -75,6 +76,17 @@ def test_no_module_imports_itself_through_others():
 def test_only_the_synthesis_session_scheduler_and_worker_import_ray():
     users = {name for name, path in MODULES.items() if any(m == "ray" or m.startswith("ray.") for m in imported(path))}
     assert users <= RAY_MODULES, sorted(users - RAY_MODULES)
+
+
+def test_synthesis_and_the_classifiers_import_nothing_of_evaluation():
+    # The judge of a filter lives in classifiers/, below both stages: a synthesis never waits on evaluation's code.
+    crossing = {name: sorted(m for m in deps if m.startswith("gen_aug.evaluation"))
+                for name, deps in internal_graph().items()
+                if name.startswith(("gen_aug.synthesis", "gen_aug.classifiers"))}
+    assert not {name: found for name, found in crossing.items() if found}
+    below = {name: sorted(m for m in deps if m.startswith(("gen_aug.synthesis", "gen_aug.evaluation")))
+             for name, deps in internal_graph().items() if name.startswith("gen_aug.classifiers")}
+    assert not {name: found for name, found in below.items() if found}
 
 
 def test_modules_and_functions_are_short_enough_to_read():

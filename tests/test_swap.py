@@ -13,7 +13,7 @@ import torch
 from gen_aug.data import LabelledImages, load_data
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import plan_arms, run_arm, sampled_shares
-from gen_aug.evaluation.classifier import ClassifierConfig, train_classifier
+from gen_aug.classifiers.classifier import ClassifierConfig, train_classifier
 from gen_aug.evaluation.evaluate import evaluate
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.swap import VariantPool, VariantProvenance, soft_labels

@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from gen_aug.data import LabelledImages
-from gen_aug.evaluation.augment import ClassicalAugment
-from gen_aug.evaluation.classifier import REFERENCE_SEED, Classifier, ClassifierConfig, train_classifier
+from gen_aug.classifiers.augment import ClassicalAugment
+from gen_aug.classifiers.classifier import REFERENCE_SEED, Classifier, ClassifierConfig, train_classifier
 from gen_aug.evaluation.distill import TEACHER_ARM, TeacherLabels
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
 from gen_aug.errors import GenaugError

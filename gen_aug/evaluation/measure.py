@@ -11,7 +11,7 @@ from gen_aug import __version__
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import run_arms
-from gen_aug.evaluation.classifier import REFERENCE_SEED, Classifier, ClassifierConfig, cache_key, reference_classifier
+from gen_aug.classifiers.classifier import REFERENCE_SEED, Classifier, ClassifierConfig, cache_key, reference_classifier
 from gen_aug.evaluation.memorisation import memorisation
 from gen_aug.evaluation.metrics import (
     class_consistency,

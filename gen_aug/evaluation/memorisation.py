@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gen_aug.data import LabelledImages
-from gen_aug.evaluation.classifier import Classifier
+from gen_aug.classifiers.classifier import Classifier
 from gen_aug.evaluation.metrics import sample_indices
 from gen_aug.evaluation.result import Memorisation, NearestPair, NearestReal
 

@@ -14,7 +14,7 @@ from gen_aug.checks import NOT_IN_JOB, require
 from gen_aug.errors import GenaugError
 
 if TYPE_CHECKING:
-    from gen_aug.evaluation.classifier import ClassifierConfig
+    from gen_aug.classifiers.classifier import ClassifierConfig
 
 # Every arm trains the same classifier for the same steps on its own training set; see arms.py.
 ARMS = ("real", "classical", "synthetic", "classical+synthetic", "top-up", "pretrain", "reweighted", "variants",
@@ -109,7 +109,7 @@ class EvaluationOptions:
 
     def classifier_config(self) -> ClassifierConfig:
         """The ClassifierConfig every training set gets (the reference classifier of --min-confidence too)."""
-        from gen_aug.evaluation.classifier import ClassifierConfig
+        from gen_aug.classifiers.classifier import ClassifierConfig
 
         return ClassifierConfig(steps=self.steps)
 

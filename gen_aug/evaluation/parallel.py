@@ -54,7 +54,7 @@ def seconds_per_classifier_step(data, config, device=None) -> float:
     every run trains: the probe behind an evaluation's rough time."""
     import dataclasses
 
-    from gen_aug.evaluation.classifier import train_classifier
+    from gen_aug.classifiers.classifier import train_classifier
 
     with torch_threads(THREADS_PER_RUN):
         started = time.perf_counter()

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gen_aug.evaluation.classifier import ClassifierConfig
+from gen_aug.classifiers.classifier import ClassifierConfig
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ from typing import Callable
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.arms import plan_arms, run_arm, run_plans
-from gen_aug.evaluation.classifier import ClassifierConfig
+from gen_aug.classifiers.classifier import ClassifierConfig
 from gen_aug.evaluation.distill import TEACHER_ARM
 from gen_aug.evaluation.options import SYNTHESIS_TUNABLE, TUNABLE, EvaluationOptions
 from gen_aug.evaluation.result import SetSummary, TunedPoint, Tuning

@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import torch
 
-from gen_aug.evaluation.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
+from gen_aug.classifiers.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import Plan, Shard
 from gen_aug.synthesis.records import ShardRecord
@@ -37,9 +37,9 @@ def filter_settings(
     with select 'useful', each class's spread in its features is measured on that split too.
     """
     from gen_aug.checkpoint import require_snapshot_data
-    from gen_aug.evaluation.classifier import reference_classifier
+    from gen_aug.classifiers.classifier import reference_classifier
     from gen_aug.data import load_data, parse_spec
-    from gen_aug.evaluation.classifier import REFERENCE_SEED
+    from gen_aug.classifiers.classifier import REFERENCE_SEED
     from gen_aug.synthesis.selection import ClassSpread
 
     flag = "--select useful" if select == "useful" else "--min-confidence"

@@ -11,7 +11,7 @@ from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import MAX_SEED
 
 if TYPE_CHECKING:
-    from gen_aug.evaluation.classifier import ClassifierConfig
+    from gen_aug.classifiers.classifier import ClassifierConfig
 
 # A job fails for want of workers only when none has started in this long: on a loaded machine or a
 # cluster that is scaling up, the first worker may take minutes, and later ones join whenever they start.

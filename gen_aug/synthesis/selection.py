@@ -27,7 +27,7 @@ from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import Plan, Shard
 
 if TYPE_CHECKING:
-    from gen_aug.evaluation.classifier import Classifier
+    from gen_aug.classifiers.classifier import Classifier
     from gen_aug.synthesis.settings import FilterSettings
 
 SPREAD_PERCENTILE = 95.0  # a candidate farther from its class centroid than this share of real images is off-class

@@ -26,7 +26,7 @@ from gen_aug.synthesis.settings import FilterSettings, VariantSettings
 from gen_aug.variants import MAX_VARIANTS_PER_IMAGE, check_can_vary, variants_uint8
 
 if TYPE_CHECKING:
-    from gen_aug.evaluation.classifier import Classifier
+    from gen_aug.classifiers.classifier import Classifier
 
 # Options that pick images from noise: a variant job's images follow from its sources instead.
 _NOT_WITH_VARIANTS = {"per_class": "--per-class", "class_weights": "--class-weights", "classes": "--classes",

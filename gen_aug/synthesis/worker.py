@@ -157,7 +157,7 @@ def _default_images(model, settings: JobSettings, classifier_weights: bytes | No
                     device) -> ShardImages:
     judge = None
     if settings.filter is not None:
-        from gen_aug.evaluation.classifier import load_classifier
+        from gen_aug.classifiers.classifier import load_classifier
 
         judge = load_classifier(classifier_weights, settings.filter.classifier, device)
     if settings.variants is not None:

@@ -1,4 +1,4 @@
-"""The downstream classifiers an evaluation can train: the small reference CNN, or ResNet-18 as MedMNIST v2 adapts it."""
+"""The classifiers an evaluation or a judge can train: the small reference CNN, or ResNet-18 as MedMNIST v2 adapts it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The classifier of an evaluation: judge of synthetic images, and the downstream network whose gain is measured."""
+"""A classifier of labelled images: trained on real ones (cached by data and config), it judges synthetic images
+for a synthesis filter and is the downstream network whose gain an evaluation measures."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from tqdm import tqdm
 from gen_aug.atomic import write_atomic
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.evaluation.augment import balanced_weights, random_shift
-from gen_aug.evaluation.networks import ReferenceCNN, build_network, init_weights
+from gen_aug.classifiers.augment import balanced_weights, random_shift
+from gen_aug.classifiers.networks import ReferenceCNN, build_network, init_weights
 from gen_aug.images import to_float
 
 # Bump when the architecture or the training loop changes, so cached classifiers are retrained.
