@@ -29,8 +29,23 @@ from gen_aug.variants import variants_uint8
 DIGITS = "builtin:digits"
 # A judge good enough that about 80% of real train images pass (right label, inside the spread); 3 s to train.
 JUDGE = ClassifierConfig(width=4, feature_dim=16, steps=200, batch_size=64)
-# The untrained tiny cgan's images pass this judge for classes 8 and 9 only (about 40% and 14% of candidates).
+# The `snapshot` below passes this judge for classes 0 and 1 (about 38% and 86% of candidates), others about never.
 N, SHARD_SIZE, SEED, PER_ROUND = 120, 40, 3, 4
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """An untrained tiny cgan of the shape of conftest's snapshot but with its own seed: its weights, and so
+    which classes pass the judge, do not depend on what ran before it."""
+    from gen_aug.checkpoint import save_snapshot
+    from gen_aug.models import build_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(6)
+        model = build_model("cgan", {"resolution": 8, "channels": 1, "num_classes": 10, "z_dim": 8, "width": 4})
+    path = tmp_path_factory.mktemp("selection-snapshot") / "model.safetensors"
+    save_snapshot(path, model, {"class_names": list(load_data(DIGITS).class_names)})
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +60,15 @@ def spread(judge):
 
 
 def useful_job(snapshot, out, workers=1, **changes) -> dict:
-    settings = dict(n=N, classes="8,9", shard_size=SHARD_SIZE, seed=SEED, workers=workers, progress=False,
+    settings = dict(n=N, classes="0,1", shard_size=SHARD_SIZE, seed=SEED, workers=workers, progress=False,
                     select="useful", select_candidates=PER_ROUND, classifier=JUDGE, data=DIGITS)
     return synthesize(SynthesisOptions(snapshot, str(out), **{**settings, **changes}))
 
 
 @pytest.fixture(scope="module")
-def from_noise(ray_local, digits_snapshot, judge, tmp_path_factory):
+def from_noise(ray_local, snapshot, judge, tmp_path_factory):
     out = tmp_path_factory.mktemp("useful") / "out"
-    return out, useful_job(digits_snapshot, out)
+    return out, useful_job(snapshot, out)
 
 
 def read(out):
@@ -80,7 +95,7 @@ def test_each_class_radius_holds_the_spread_share_of_its_real_images(judge, spre
 
 
 def test_each_image_is_the_least_sure_passing_candidate_of_its_first_round_with_any_or_its_likeliest(from_noise, judge, spread,
-                                                                                     digits_snapshot):
+                                                                                     snapshot):
     out, manifest = from_noise
     assert verify(str(out)).ok and manifest["totals"]["images"] == N
     table, images = read(out)
@@ -91,7 +106,7 @@ def test_each_image_is_the_least_sure_passing_candidate_of_its_first_round_with_
     assert (attempt % PER_ROUND != 0).any(), "some image must keep another candidate than its round's first"
     passed, _ = spread.judge_candidates(judge, images, labels)
     assert np.array_equal(passed, table.column("useful").to_numpy() == 1) and passed.mean() > 0.8
-    model = load_snapshot(digits_snapshot).model
+    model = load_snapshot(snapshot).model
     rounds = MAX_ROUNDS
     tried = index[:, None] + np.arange(rounds * PER_ROUND)[None, :] * N  # (N, candidates)
     candidates = generate_uint8(model, SEED, torch.from_numpy(tried.ravel()),
@@ -121,16 +136,16 @@ def test_manifest_records_the_rule_and_acceptance(from_noise):
     assert "least sure of 4 candidates" in describe_manifest(manifest, str(out))
 
 
-def test_two_workers_write_the_same_bytes(from_noise, digits_snapshot, tmp_path):
+def test_two_workers_write_the_same_bytes(from_noise, snapshot, tmp_path):
     _, manifest = from_noise
-    other = useful_job(digits_snapshot, tmp_path / "two", workers=2)
+    other = useful_job(snapshot, tmp_path / "two", workers=2)
     assert [s["sha256"] for s in other["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
 
-def test_resume_refuses_another_round_size(from_noise, digits_snapshot):
+def test_resume_refuses_another_round_size(from_noise, snapshot):
     out, _ = from_noise
     with pytest.raises(Exception, match="other filter"):
-        useful_job(digits_snapshot, out, select_candidates=2, resume=True)
+        useful_job(snapshot, out, select_candidates=2, resume=True)
 
 
 def test_variants_keep_their_source_and_strength_and_record_the_variant_kept(ray_local, digits_cdm_snapshot, judge,
@@ -165,9 +180,9 @@ def test_variants_keep_their_source_and_strength_and_record_the_variant_kept(ray
         (["--select", "useful", "--select-candidates", "0", "--data", DIGITS], "0 is not in the range 1<=x<=64"),
     ],
 )
-def test_bad_selection_options_are_one_line_errors(digits_snapshot, tmp_path, arguments, message):
+def test_bad_selection_options_are_one_line_errors(snapshot, tmp_path, arguments, message):
     result = CliRunner().invoke(
-        main, ["synthesize", "--model", digits_snapshot, "--n", "10", "--out", str(tmp_path / "out"), *arguments]
+        main, ["synthesize", "--model", snapshot, "--n", "10", "--out", str(tmp_path / "out"), *arguments]
     )
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
@@ -192,11 +207,11 @@ def test_a_manifest_of_a_confidence_filter_still_reads(from_noise):
     assert json.loads(json.dumps(manifest["filter"])) == manifest["filter"]
 
 
-def test_the_judge_s_training_has_its_bar(digits_snapshot, tmp_path, monkeypatch, capfd):
+def test_the_judge_s_training_has_its_bar(snapshot, tmp_path, monkeypatch, capfd):
     from gen_aug.synthesis.filter import filter_settings
 
     monkeypatch.setenv("GENAUG_CACHE", str(tmp_path / "fresh-cache"))
-    meta = load_snapshot(digits_snapshot).meta
+    meta = load_snapshot(snapshot).meta
     filter_settings(DIGITS, None, "useful", PER_ROUND, JUDGE, meta)
     shown = capfd.readouterr().err.replace("\r", "\n")
     assert f"--select useful: its judge (cached after):   0%|          | 0/{JUDGE.steps}" in shown
