@@ -113,12 +113,12 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
         images, labels = _cut_class(parsed, images, labels, class_names)
     notes = raw.notes
     if parsed.resolution is not None and images.shape[2:] != (parsed.resolution, parsed.resolution):
-        from gen_aug.data.resizing import resize_note  # Pillow only where something is resized
+        from gen_aug.data.resizing import resize_note, resized_set  # Pillow only where something is resized
 
         not_square = len(images) if images.shape[2] != images.shape[3] else 0
         note = resize_note(len(images), not_square, parsed.resolution, parsed.resize)
         notes += (note,) if note else ()
-        images = resize(images, parsed.resolution, parsed.resize)
+        images = resized_set(images, parsed.resolution, parsed.resize)
     if parsed.channels is not None:
         images = convert_channels(images, parsed.channels)
     return LabelledImages(
@@ -163,17 +163,6 @@ def _first_per_class(parsed, images, labels, num_classes, class_names):
     keep = np.concatenate([np.flatnonzero(labels == c)[: parsed.limit_per_class] for c in range(num_classes)])
     keep.sort()  # file order, not class order
     return images[keep], labels[keep]
-
-
-def resize(images: np.ndarray, resolution: int, mode: str = "stretch") -> np.ndarray:
-    """uint8 (N, C, H, W) -> (N, C, R, R): squared as `mode` says (stretch, crop or pad), then bicubic."""
-    from gen_aug.data.resizing import resized
-
-    out = np.empty((len(images), images.shape[1], resolution, resolution), dtype=np.uint8)
-    for i, image in enumerate(images):
-        for c, plane in enumerate(image):
-            out[i, c] = resized(plane, resolution, mode)
-    return out
 
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:

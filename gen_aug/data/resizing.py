@@ -38,6 +38,15 @@ def resized(pixels: np.ndarray, resolution: int, mode: str) -> np.ndarray:
     return np.asarray(square.resize((resolution, resolution), Image.BICUBIC))
 
 
+def resized_set(images: np.ndarray, resolution: int, mode: str = "stretch") -> np.ndarray:
+    """uint8 (N, C, H, W) -> (N, C, R, R): each plane of each image `resized`."""
+    out = np.empty((len(images), images.shape[1], resolution, resolution), dtype=np.uint8)
+    for i, image in enumerate(images):
+        for c, plane in enumerate(image):
+            out[i, c] = resized(plane, resolution, mode)
+    return out
+
+
 def resize_note(count: int, not_square: int, resolution: int, mode: str) -> str | None:
     """The loading note for `count` resized images, `not_square` of them not square; None when none were resized."""
     if not count:
