@@ -197,7 +197,6 @@ def evaluate(
     report_dir = options.report_dir()
     _check_report_outside(report_dir, options.synthetic)
     real_train, real_test = evaluation_sets(options)
-    log(_rough_cost(options, real_train))
     outputs = output_grid(options)
     inputs = evaluation_inputs(options, manifest_sha256(options.synthetic))
     validation = validation_set(options, real_train, real_test)
@@ -214,6 +213,7 @@ def evaluate(
         return loaded[folder]
 
     load(outputs[0][1])
+    log(_rough_cost(options, real_train))  # once the inputs have passed their checks: a refusal is one line alone
     tuning, chosen, folder = None, options, outputs[0][1]
     if validation is not None:
         tuning, chosen, folder = tuned_options(options, outputs, load, real_train, validation, log)
