@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from gen_aug.config import Job
@@ -19,7 +18,6 @@ from gen_aug.data import LabelledImages
 from gen_aug.evaluation.parallel import seconds_per_classifier_step
 from gen_aug.units import duration
 
-PROBE_TRAIN_STEPS = 3  # timed after one untimed step, which pays for first-call setup
 PROBE_IMAGES = 8
 
 
@@ -36,11 +34,11 @@ class StageEstimate:
 def estimate_job(job: Job, data: LabelledImages, images: int, runs: int, jobs: int) -> list[StageEstimate]:
     """Each stage of `job` with its rough time here: `images` the synthesis makes, `runs` classifier runs (arms x
     seeds, TSTR and any grid's), `jobs` of them at once."""
-    from gen_aug.train import pick_device, seeded_model
+    from gen_aug.train import pick_device, probe_step_seconds, seeded_model
 
     device = pick_device(job.train.device)
     model, trainer = seeded_model(data, job.model.family, job.model.options, job.train, device)
-    step_s = _train_step_seconds(trainer, data, job.train.batch_size, device)
+    step_s = probe_step_seconds(trainer, data, job.train.batch_size, device)
     image_s = _image_seconds(model.eval(), data.num_classes, device)
     classifier_s = seconds_per_classifier_step(data, job.evaluate.classifier_config(), device)
     classifier_steps = runs * job.evaluate.steps
@@ -51,19 +49,6 @@ def estimate_job(job: Job, data: LabelledImages, images: int, runs: int, jobs: i
         StageEstimate("evaluate", f"{runs} classifier runs of {job.evaluate.steps:,} steps, {jobs} at once",
                       classifier_steps * classifier_s / max(1, min(jobs, runs))),
     ]
-
-
-def _train_step_seconds(trainer, data: LabelledImages, batch_size: int, device: torch.device) -> float:
-    from gen_aug.images import to_float
-
-    generator = torch.Generator(device).manual_seed(0)
-    batch = torch.from_numpy(np.arange(batch_size) % len(data.images))
-    images, labels = to_float(data.images[batch.numpy()]).to(device), torch.from_numpy(data.labels[batch.numpy()])
-    trainer.step(images, labels.to(device), generator)
-    started = time.perf_counter()
-    for _ in range(PROBE_TRAIN_STEPS):
-        trainer.step(images, labels.to(device), generator)
-    return (time.perf_counter() - started) / PROBE_TRAIN_STEPS
 
 
 def _image_seconds(model: torch.nn.Module, num_classes: int, device: torch.device) -> float:

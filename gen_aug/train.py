@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,11 +23,13 @@ from gen_aug.errors import GenaugError
 from gen_aug.grid import class_rows, save_grid
 from gen_aug.images import to_float
 from gen_aug.models import build_model
+from gen_aug.units import duration
 
 SNAPSHOT_NAME = "model.safetensors"
 STATE_NAME = "train_state.pt"
 LOG_NAME = "log.jsonl"
 STATE_VERSION = 1
+PROBE_STEPS = 3  # timed after one untimed step, which pays for first-call setup
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def train(
     if first_step >= settings.steps:
         raise GenaugError(f"--resume: {out} already has {first_step} steps (expected --steps above {first_step})")
     out.mkdir(parents=True, exist_ok=True)
-
+    if show_progress:  # before the first step: a long run says so while it can still be stopped for little
+        print(rough_time(data, family, model_options, settings, device, settings.steps - first_step), file=sys.stderr)
     images = to_float(data.images).to(device)  # (N, C, H, W) in [-1, 1], all on the device: the sets are small
     labels = torch.from_numpy(data.labels).to(device)
     sums: dict[str, torch.Tensor] = {}
@@ -104,6 +108,35 @@ def train(
 def _images_per_sec(steps: int, batch_size: int, seconds: float) -> float:
     """Real images per second of the run's wall time so far: the one rate the bar and the summary both show."""
     return steps * batch_size / seconds
+
+
+def rough_time(data: LabelledImages, family: str, model_options: Mapping, settings: TrainConfig,
+               device: torch.device, steps: int) -> str:
+    """What `steps` steps will train and roughly how long here, timed on a separately seeded copy of the model:
+    the run's own model, optimiser and random streams are untouched."""
+    cuda = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # in case a family's step draws from the global generators
+        _, trainer = seeded_model(data, family, model_options, settings, device)
+        seconds = steps * probe_step_seconds(trainer, data, settings.batch_size, device)
+    return (f"steps        {steps:,} steps of a {family} on {len(data.images):,} images, {settings.batch_size} per step; "
+            f"roughly {duration(seconds)} here")
+
+
+def probe_step_seconds(trainer, data: LabelledImages, batch_size: int, device: torch.device) -> float:
+    """Seconds per training step of `trainer` here, on a batch of `data`'s first images."""
+    generator = torch.Generator(device).manual_seed(0)
+    batch = np.arange(batch_size) % len(data.images)
+    images = to_float(data.images[batch]).to(device)
+    labels = torch.from_numpy(data.labels[batch]).to(device)
+    trainer.step(images, labels, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    for _ in range(PROBE_STEPS):
+        trainer.step(images, labels, generator)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - started) / PROBE_STEPS
 
 
 def _save_preview(model, data: LabelledImages, settings: TrainConfig, device: torch.device, path: Path) -> Path:

@@ -186,6 +186,19 @@ def test_cli_train_refuses_an_existing_run_then_resumes(trained, tmp_path):
     assert "resumed at step 4" in result.output and load_snapshot(trained / "run" / "model.safetensors").meta["steps"] == 6
 
 
+def test_cli_train_says_what_it_trains_and_roughly_how_long_first(digits, tmp_path):
+    job = tmp_path / "tiny.toml"
+    job.write_text(TINY_JOB)
+    result = run_cli("train", "--job", job, "--out", tmp_path / "cli", "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"steps +4 steps of a cgan on 60 images, 8 per step; roughly [0-9.]+ s here",
+                        result.stderr.splitlines()[0]), result.stderr
+    # The timed steps ran on a copy: the model is the one a run without the line trains.
+    quiet = settings(tmp_path, "quiet", steps=4, seed=3, log_every=2, preview_every=4, preview_per_class=3)
+    train(digits, "cgan", TINY, quiet, show_progress=False)
+    assert (tmp_path / "cli" / "model.safetensors").read_bytes() == (tmp_path / "quiet" / "model.safetensors").read_bytes()
+
+
 @pytest.mark.parametrize("interpolate", [False, True])
 def test_cli_sample_draws_a_row_per_class(trained, tmp_path, interpolate):
     out = tmp_path / "grid.png"
