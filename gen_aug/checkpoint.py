@@ -172,3 +172,20 @@ def require_snapshot_data(data, meta: dict, where: str) -> None:
             f"{where}: classes {', '.join(data.class_names)}, images {'x'.join(map(str, data.shape))} (expected the "
             f"snapshot's classes {', '.join(meta['class_names'])} and images {'x'.join(map(str, shape))})"
         )
+
+
+def training_data(meta: dict, where: str):
+    """The data a snapshot learnt, read again as its metadata records it and checked to be the same images today;
+    `where` starts the error when the record is missing or the data changed."""
+    from gen_aug.data import load_data
+
+    recorded = meta.get("data") or {}
+    spec = recorded.get("description")
+    if not isinstance(spec, str):
+        raise GenaugError(f"{where}: the snapshot does not record the data it was trained on (expected a snapshot "
+                          "of genaug train)")
+    data = load_data(spec)
+    if data.fingerprint != recorded.get("fingerprint"):
+        raise GenaugError(f"{where}: {spec!r}, the data the model was trained on, reads other images today than it "
+                          "did then (expected the same files)")
+    return data

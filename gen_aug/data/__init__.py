@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from gen_aug.data import sources
+from gen_aug.data.form import SourceForm, resized_form
 from gen_aug.data.spec import SPLITS, DataSpec, parse_spec
 from gen_aug.errors import GenaugError
 
@@ -37,6 +38,7 @@ class LabelledImages:
     description: str  # the normalised spec that produced this set
     notes: tuple[str, ...] = ()  # what loading did beyond decoding: mappings, dropped alpha, skipped files
     pixel_mapping: str = ""  # how 16/32-bit pixels became uint8 ("" when none were): part of the identity
+    form: SourceForm | None = None  # the pictures' own size and depth before loading changed them (--restore)
 
     @property
     def num_classes(self) -> int:
@@ -70,6 +72,7 @@ class LabelledImages:
             description or self.description,
             self.notes,
             self.pixel_mapping,
+            self.form,
         )
 
 
@@ -112,6 +115,8 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
     if parsed.class_fraction is not None:
         images, labels = _cut_class(parsed, images, labels, class_names)
     notes = raw.notes
+    form = raw.form or SourceForm(*images.shape[2:])  # a folder's pictures were resized as they were read
+    form = resized_form(form, parsed.resolution, parsed.resize)
     if parsed.resolution is not None and images.shape[2:] != (parsed.resolution, parsed.resolution):
         from gen_aug.data.resizing import resize_note, resized_set  # Pillow only where something is resized
 
@@ -123,7 +128,7 @@ def load_data(spec: str | DataSpec) -> LabelledImages:
         images = convert_channels(images, parsed.channels)
     return LabelledImages(
         np.ascontiguousarray(images), labels.astype(np.int64), class_names, str(parsed), notes,
-        raw.pixel_mapping,
+        raw.pixel_mapping, form,
     )
 
 

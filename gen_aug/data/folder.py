@@ -13,6 +13,7 @@ import numpy as np
 
 from gen_aug.data.files import IMAGE_SUFFIXES, SPLIT_FOLDERS, class_tree, split_folders
 from gen_aug.data.decode import BadImage, Decoded, decode
+from gen_aug.data.form import SourceForm
 from gen_aug.data.intensity import rescale
 from gen_aug.data.raw import RawImages
 from gen_aug.data.resizing import Resizer
@@ -43,15 +44,16 @@ def read_folder(spec: DataSpec) -> RawImages:
         for file, class_label in tree.files
     ]
     resizer = Resizer(spec.resolution, spec.resize)
-    decoded, bad = _decode_all(items, resizer)
+    decoded, bad, sizes = _decode_all(items, resizer)
     notes = _layout_notes(root, label, layout, trees)
     if bad and not spec.skip_bad:
         raise _unreadable_files_error(label, bad, len(items))
     if bad:
         notes.append(f"skipped {len(bad):,} unreadable file(s) (skip_bad=true): {quoted([name for name, _ in bad])}")
-        items, decoded = zip(*[(item, d) for item, d in zip(items, decoded) if d is not None])
+        items, decoded, sizes = zip(*[(item, d, size) for item, d, size in zip(items, decoded, sizes) if d is not None])
         _check_no_class_emptied(label, trees, items)
-    pictures, mapping = _to_uint8(label, items, decoded, spec, resizer)
+    pictures, mapping, ranges = _to_uint8(label, items, decoded, spec, resizer)
+    form = _source_form(sizes, decoded, ranges)
     notes.extend(mapping)
     if resizer.note():
         notes.append(resizer.note())
@@ -59,10 +61,21 @@ def read_folder(spec: DataSpec) -> RawImages:
     images = _stack(label, pictures)
     labels = np.asarray([item.label for item in items], dtype=np.int64)
     if layout is None:
-        return RawImages(images, labels, class_names, None, tuple(notes), "; ".join(mapping))
+        return RawImages(images, labels, class_names, None, tuple(notes), "; ".join(mapping), form)
     where = np.asarray([item.split for item in items])
     splits = {split: (images[where == split], labels[where == split]) for split in layout}
-    return RawImages(None, None, class_names, splits, tuple(notes), "; ".join(mapping))
+    return RawImages(None, None, class_names, splits, tuple(notes), "; ".join(mapping), form)
+
+
+def _source_form(sizes, decoded, ranges: dict) -> SourceForm:
+    """The pictures' own size (when one for all) and depth, every split alike: what --restore goes back to."""
+    height, width = next(iter(sizes)) if len(set(sizes)) == 1 else (None, None)
+    depths = {d.depth for d in decoded}
+    if depths == {None}:
+        return SourceForm(height, width)
+    deep = sorted(depth for depth in depths if depth is not None)
+    low, high = ranges[deep[0]] or (None, None)
+    return SourceForm(height, width, depth=deep[0], low=low, high=high, mixed_depths=len(depths) > 1)
 
 
 def quoted(names: list[str]) -> str:
@@ -85,20 +98,23 @@ def _check_same_classes(label: str, layout: dict[str, Path], trees: dict) -> Non
         )
 
 
-def _decode_all(items: list[Item], resizer: Resizer) -> tuple[list[Decoded | None], list[tuple[str, str]]]:
-    """Decoded files (None where unreadable) and the (name, reason) of each unreadable one."""
-    decoded, bad = [], []
+def _decode_all(items: list[Item], resizer: Resizer) -> tuple[list[Decoded | None], list[tuple[str, str]], list]:
+    """Decoded files (None where unreadable), the (name, reason) of each unreadable one, and each file's own
+    (height, width) before any resize (None where unreadable)."""
+    decoded, bad, sizes = [], [], []
     for item in items:
         try:
             picture = decode(item.file)
         except BadImage as error:
             decoded.append(None)
             bad.append((item.name, str(error)))
+            sizes.append(None)
             continue
+        sizes.append(picture.pixels.shape[:2])
         if picture.depth is None:  # 8-bit: resize now, so a set of large photos never sits in memory at full size
             picture = replace(picture, pixels=resizer(picture.pixels))
         decoded.append(picture)
-    return decoded, bad
+    return decoded, bad, sizes
 
 
 def _unreadable_files_error(label: str, bad: list[tuple[str, str]], total: int) -> GenaugError:
@@ -125,17 +141,19 @@ def _check_no_class_emptied(label: str, trees: dict, items: list[Item]) -> None:
             )
 
 
-def _to_uint8(label: str, items, decoded, spec: DataSpec, resizer: Resizer) -> tuple[list[np.ndarray], list[str]]:
-    """Every picture as uint8 at its final size; 16/32-bit ones mapped per spec.intensity, one mapping per depth."""
+def _to_uint8(label: str, items, decoded, spec: DataSpec, resizer: Resizer) -> tuple[list[np.ndarray], list[str], dict]:
+    """Every picture as uint8 at its final size; 16/32-bit ones mapped per spec.intensity, one mapping per depth,
+    whose range (None for intensity=image) the dict gives."""
     pictures = [d.pixels if d.depth is None else None for d in decoded]
-    notes = []
+    notes, ranges = [], {}
     for depth in sorted({d.depth for d in decoded if d.depth is not None}):
         where = [i for i, d in enumerate(decoded) if d.depth == depth]
-        mapped, note = rescale(label, depth, [(items[i].name, decoded[i].pixels) for i in where], spec.intensity)
+        mapped, note, ranges[depth] = rescale(label, depth, [(items[i].name, decoded[i].pixels) for i in where],
+                                              spec.intensity)
         for i, pixels in zip(where, mapped):
             pictures[i] = resizer(pixels)
         notes.append(note)
-    return pictures, notes
+    return pictures, notes, ranges
 
 
 def _stack(label: str, pictures: list[np.ndarray]) -> np.ndarray:

@@ -16,8 +16,9 @@ FULL_RANGES = {"16-bit": (0, 65535), "32-bit integer": (-(2**31), 2**31 - 1), "3
 
 def rescale(
     label: str, depth: str, named_pixels: list[tuple[str, np.ndarray]], intensity: str
-) -> tuple[list[np.ndarray], str]:
-    """The uint8 images of one depth, in order, and the one-line note `genaug data` prints about it."""
+) -> tuple[list[np.ndarray], str, tuple | None]:
+    """The uint8 images of one depth, in order, the one-line note `genaug data` prints about it, and the range
+    (low, high) they were mapped from: None for intensity=image, where each had its own."""
     count = f"{len(named_pixels):,} image{'s' if len(named_pixels) > 1 else ''} in the folder, every split"
     ranges = [(_number(pixels.min()), _number(pixels.max())) for _, pixels in named_pixels]
     if intensity == "image":
@@ -26,7 +27,7 @@ def rescale(
         return images, (
             f"{depth} images each rescaled from its own min..max to 0..255 "
             f"(intensity=image; {count}, values {_text(low)}..{_text(high)})"
-        )
+        ), None
     if intensity == "full":
         low, high = FULL_RANGES[depth]
         _refuse_outside(label, depth, named_pixels, ranges, low, high)
@@ -36,7 +37,7 @@ def rescale(
         why = "the smallest and largest values of them all"
     images = [_linear(pixels, low, high) for _, pixels in named_pixels]
     note = f"{depth} images rescaled from {_text(low)}..{_text(high)} to 0..255 (intensity={intensity}: {why}; {count})"
-    return images, note
+    return images, note, (low, high)
 
 
 def _refuse_outside(label, depth, named_pixels, ranges, low, high) -> None:

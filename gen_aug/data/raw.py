@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gen_aug.data.form import SourceForm
+
 
 @dataclass(frozen=True)
 class RawImages:
@@ -15,3 +17,4 @@ class RawImages:
     splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # the set's own splits, if any
     notes: tuple[str, ...] = ()  # what reading did beyond decoding (mappings, dropped alpha, skipped files)
     pixel_mapping: str = ""  # how 16/32-bit pixels became uint8; empty when none were
+    form: SourceForm | None = None  # the pictures' own size and depth, where the reader changed them; None: the arrays'

@@ -61,10 +61,13 @@ from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 @click.option("--mix-pairs", metavar="SOURCE>TARGET,...",
               help="With --mix-classes: only these class pairs, e.g. benign>malignant; each class's sources go to "
                    "its targets in turn, a class with none is not varied.")
+@click.option("--restore", is_flag=True,
+              help="Write each image back at the size and depth of the model's training pictures (padding cut off, "
+                   "16-bit sources as 16-bit PNGs), for use beside them; evaluate takes an output without it.")
 def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data_spec, shard_size, seed, gpus,
                        workers, encode_processes, image_format, address, worker_start_timeout_s, resume, overwrite,
                        card, min_confidence, select, select_candidates, steps, guidance, variants_of, per_image,
-                       strength_text, mix_classes, mix_pairs):
+                       strength_text, mix_classes, mix_pairs, restore):
     """Generate N labelled images with Ray workers into Parquet or PNG shards and a verifiable manifest.
 
     Image i comes from (--seed, i) alone: with --shard-size the output is the same byte for byte
@@ -94,6 +97,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model runs/digits/model.safetensors --n 1e4 --min-confidence 0.9 --data builtin:digits --out sure/
       genaug synthesize --model runs/cdm/model.safetensors --variants-of builtin:digits --per-image 5 --strength 0.3,0.5 --out var/
       genaug synthesize --model runs/cdm/model.safetensors --variants-of builtin:digits --select useful --out useful/
+      genaug synthesize --model runs/xrays/model.safetensors --n 1000 --format png --restore --out xrays-synth/
     """
     from gen_aug.synthesis.driver import synthesize
     from gen_aug.synthesis.manifest import describe_manifest
@@ -108,7 +112,7 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
         overwrite=overwrite, card=card, min_confidence=min_confidence, select=select,
         select_candidates=select_candidates, steps=steps, guidance=guidance,
         variants_of=variants_of, per_image=per_image, strength=parse_strengths(strength_text),
-        mix_classes=mix_classes, mix_pairs=mix_pairs,
+        mix_classes=mix_classes, mix_pairs=mix_pairs, restore=restore,
     )
     click.echo(describe_manifest(synthesize(options), out))
 

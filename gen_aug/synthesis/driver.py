@@ -140,7 +140,7 @@ def _sigterm_as_interrupt():
 
 def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
     """The settings these options make on `device`, every input checked; trains (or takes from the cache) the judge."""
-    from gen_aug.checkpoint import load_snapshot
+    from gen_aug.checkpoint import load_snapshot, training_data
 
     snapshot = load_snapshot(options.model)
     config = snapshot.model.config
@@ -151,6 +151,9 @@ def plan_job(options: SynthesisOptions, device: str) -> PlannedJob:
     else:
         plan = job_plan(options, tuple(snapshot.meta["class_names"]), shard_size)
     _check_shard_bytes(plan, config)
+    if options.restore:  # the size and depth of the pictures the model learnt, from the data its snapshot records
+        data = training_data(snapshot.meta, f"--restore: --model {options.model!r}")
+        plan = dataclasses.replace(plan, restore=data.form.checked(f"--restore: {data.description}"))
     job_filter, classifier_weights = None, None
     if options.min_confidence is not None or options.select is not None:
         from gen_aug.synthesis.filter import filter_settings

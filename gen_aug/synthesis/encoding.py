@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gen_aug.data.form import SourceForm
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.plan import Plan, Shard
 
@@ -22,8 +23,10 @@ _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # data
 _FEATURE_DTYPES = {pa.int64(): "int64", pa.float64(): "float64", pa.string(): "string"}  # datasets.Value's names
 
 
-def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
-    """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image.
+def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = None,
+               restore: SourceForm | None = None) -> list[bytes]:
+    """uint8 (N, C, H, W) with C = 1 (gray) or 3 (RGB) -> one PNG file's bytes per image; with `restore`, each
+    image back at its source's size and depth (16-bit gray PNGs for 16-bit sources).
 
     With `columns` (a job's extra per-row values: a filtered image's `latent_index`, a variant's
     source), each PNG carries its own row's in text chunks, so an image found alone in a folder
@@ -34,7 +37,10 @@ def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = No
     channels = images.shape[1]
     if channels not in (1, 3):
         raise GenaugError(f"images with {channels} channels: cannot be PNG (expected 1 or 3 channels)")
-    pixels = images[:, 0] if channels == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W[, 3])
+    if restore is not None:
+        pixels = [restore.restored(image) for image in images]
+    else:
+        pixels = images[:, 0] if channels == 1 else images.transpose(0, 2, 3, 1)  # (N, H, W[, 3])
     encoded = []
     for row, picture in enumerate(pixels):
         buffer = io.BytesIO()
@@ -51,7 +57,7 @@ def encode_png(images: np.ndarray, columns: Mapping[str, np.ndarray] | None = No
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """One PNG's bytes -> uint8 (C, H, W)."""
+    """One PNG's bytes -> (C, H, W): uint8, or uint16 for a 16-bit PNG of a --restore job."""
     from PIL import Image
 
     pixels = np.asarray(Image.open(io.BytesIO(data)))

@@ -84,7 +84,7 @@ class ParquetFormat(_OneParquetFile):
     name = "parquet"
 
     def encode(self, plan, shard, images, columns):
-        return [encoding.png_parquet_bytes(plan, shard, encoding.encode_png(images), columns)]
+        return [encoding.png_parquet_bytes(plan, shard, encoding.encode_png(images, restore=plan.restore), columns)]
 
     def decode(self, plan, shard, contents):
         return encoding.decode_png_parquet(contents[0])
@@ -119,7 +119,7 @@ class PngFormat(ShardFormat):
         return None
 
     def encode(self, plan, shard, images, columns):
-        return encoding.encode_png(images, columns)
+        return encoding.encode_png(images, columns, plan.restore)
 
     def digest(self, files: list[tuple[str, bytes]]) -> str:
         # Each file's path and bytes, lengths included, so no two trees share a digest by shifting bytes.

@@ -60,6 +60,9 @@ class SynthesisOptions:
     strength: tuple[float, ...] = (0.5,)  # shares of the sampler's path a variant runs: 0 the source, 1 from noise
     mix_classes: bool = False  # render each variant under another class than its source's (class-mix arms)
     mix_pairs: str | None = None  # with mix_classes: 'SOURCE>TARGET,...', the only class pairs rendered
+    # Write each image back at the size and depth of the pictures the model was trained on (gen_aug/data/form.py):
+    # the padding cut off, 16-bit sources as 16-bit PNGs. For the user's own use: evaluate takes the model's size.
+    restore: bool = False
 
     def __post_init__(self):
         require(self.n is None or self.n >= 1, "n", self.n, "1 or more")
@@ -108,6 +111,9 @@ def check_options(options: SynthesisOptions) -> None:
     if options.select is not None and options.mix_classes:
         raise GenaugError(f"--select {options.select} and --mix-classes: both given (expected --select without "
                           "--mix-classes: an image rendered under another class has no one right label to judge)")
+    if options.restore and options.format == "raw":
+        raise GenaugError("--restore with --format raw: raw shards hold the model's uint8 pixels (expected --format png "
+                          "or parquet, whose PNGs can hold the source's size and 16-bit depth)")
     if options.gpus and options.address is None and not torch.cuda.is_available() and not _ray_already_here():
         raise no_gpus_error(options)  # the private Ray would see the same: say so before it starts
     if options.gpus and options.workers is not None:

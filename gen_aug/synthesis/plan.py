@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gen_aug.data.form import SourceForm
 from gen_aug.errors import GenaugError
 
 MAX_SEED = 2**63 - 1  # torch seeds are int64
@@ -61,6 +62,7 @@ class Plan:
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]  # images of each class, 0 for classes left out
     layout: str = "hub"  # one of LAYOUTS; it names files, and never changes their bytes
+    restore: SourceForm | None = None  # --restore: each image written back at its source's size and depth
 
     @property
     def n(self) -> int:
@@ -108,6 +110,8 @@ class Plan:
             "class_names": list(self.class_names),
             "class_counts": list(self.class_counts),
             "layout": self.layout,
+            # Only where asked for: the records of every other output stay as they were.
+            **({"restore": self.restore.to_dict()} if self.restore is not None else {}),
         }
 
     @classmethod
@@ -119,6 +123,7 @@ class Plan:
                 tuple(str(name) for name in record["class_names"]),
                 tuple(int(count) for count in record["class_counts"]),
                 record.get("layout", "flat"),
+                None if record.get("restore") is None else SourceForm.from_dict(record["restore"], source),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise GenaugError(

@@ -147,8 +147,14 @@ def label_map(manifest_names: Sequence[str], wanted_names: Sequence[str], where:
 
 
 def load_synthetic(out: str | os.PathLike, class_names: Sequence[str] | None = None) -> LabelledImages:
-    """A whole synthesis output in memory, every shard checked against the manifest, labels in `class_names` order."""
+    """A whole synthesis output in memory, every shard checked against the manifest, labels in `class_names` order:
+    images at the model's size, as the classifiers and metrics take them (not a --restore output's)."""
     dataset = SyntheticImages(out, class_names=class_names, cached_shards=1)
+    if dataset.plan.restore is not None:
+        raise GenaugError(
+            f"synthetic images {str(dataset.out)!r}: written with --restore at {dataset.plan.restore.describe()}, "
+            "for use beside the source pictures (expected an output at the model's own size: synthesize again "
+            "without --restore to evaluate)")
     shards = [dataset.shard_arrays(shard.shard_idx) for shard in dataset.plan.shards()]
     return LabelledImages(
         np.concatenate([images for images, _ in shards]),
