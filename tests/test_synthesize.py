@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -119,6 +120,16 @@ def test_png_output_is_an_image_folder(ray_local, snapshots, tmp_path):
     assert folder.classes == sorted(NAMES) and len(folder) == 30
     assert sorted(int(Path(p).stem) for p, _ in folder.samples) == list(range(30))
     assert folder[0][0].size == (8, 8)
+
+
+def test_a_file_of_the_user_s_named_unfinished_txt_is_never_written_over_or_removed(ray_local, snapshots, tmp_path):
+    out = tmp_path / "out"
+    synthesize(SynthesisOptions(snapshots["tiny"], str(out), n=20, shard_size=10, workers=1, progress=False))
+    assert not (out / "UNFINISHED.txt").exists()  # genaug's own is gone once the manifest is written
+    (out / "UNFINISHED.txt").write_text("my notes")
+    synthesize(SynthesisOptions(snapshots["tiny"], str(out), n=20, shard_size=10, workers=1, progress=False,
+                                overwrite=True))
+    assert (out / "UNFINISHED.txt").read_text() == "my notes"
 
 
 def test_each_gpu_worker_is_pinned_to_its_own_device(ray_local, snapshots, tmp_path):
@@ -260,6 +271,10 @@ def test_ctrl_c_or_sigterm_then_resume_equals_a_clean_run(ray_local, clean_run, 
     assert process.returncode == 1 and "Traceback" not in stderr
     assert "interrupted" in stderr and "rerun the same command with --resume" in stderr
     assert not (out / MANIFEST).exists()
+    # What pandas makes of the unfinished folder: a refusal that names UNFINISHED.txt, not the shards so far as data.
+    with pytest.raises(Exception, match="UNFINISHED.txt"):
+        pd.read_parquet(out)
+    assert "Rerun the same genaug synthesize command with --resume" in (out / "UNFINISHED.txt").read_text()
     refused = CliRunner().invoke(main, mid_run_args(snapshots["full"], out))
     assert refused.exit_code == 1 and "not empty" in refused.output
     resumed = CliRunner().invoke(main, mid_run_args(snapshots["full"], out) + ["--workers", "2", "--resume"])
@@ -268,6 +283,7 @@ def test_ctrl_c_or_sigterm_then_resume_equals_a_clean_run(ray_local, clean_run, 
     assert 100 <= kept < 1200 and f"{kept:,} kept from before" in resumed.output
     assert shard_hashes(out) == clean_run
     assert_complete(out, 1200)
+    assert not (out / "UNFINISHED.txt").exists() and len(pd.read_parquet(out)) == 1200
 
 
 def test_a_lost_node_s_shards_go_to_the_surviving_node(ray_cluster, clean_run, snapshots, tmp_path):

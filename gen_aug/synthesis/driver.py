@@ -24,7 +24,8 @@ from gen_aug.sampling import GENERATION_CHUNK, NonFiniteImages
 from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
 from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint, rough_time
 from gen_aug.synthesis.manifest import (
-    JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, remove_state, write_json,
+    JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, mark_finished, mark_unfinished,
+    remove_state, write_json,
 )
 from gen_aug.synthesis.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
 from gen_aug.synthesis.options import SynthesisOptions, check_options
@@ -103,6 +104,7 @@ def _finish(location: Location, options: SynthesisOptions, settings: JobSettings
             location.write_atomic(CARD, dataset_card(settings, manifest).encode())
         elif options.card and options.progress:
             print(f"note: {options.out}/{CARD} is not genaug's card: left as it is", file=sys.stderr)
+        mark_finished(location)
         remove_state(location)
         location.sweep_temporaries()
     except OSError as error:
@@ -276,6 +278,7 @@ def _prepare_output(location: Location, options: SynthesisOptions, settings: Job
             location.sweep_temporaries()
             kept = finished_records(location, settings)
         write_json(location, JOB_FILE, settings.to_dict())
+        mark_unfinished(location)
         for record in kept.values():
             write_json(location, done_file(record.shard_idx), record.to_dict())
         for name in MANIFEST_NAMES:  # a manifest (and its card) must never outlive the shards it vouches for

@@ -28,6 +28,35 @@ STATE_DIR = ".genaug"
 JOB_FILE = f"{STATE_DIR}/job.json"
 DONE_DIR = f"{STATE_DIR}/done"
 MANIFEST_VERSION = 1
+# Beside the shards of a job that has not finished, and gone once its manifest is written: not a Parquet file,
+# so pandas and pyarrow refuse the folder naming it ("Could not read schema from 'out/UNFINISHED.txt'") instead
+# of reading the shards written so far as if they were all.
+UNFINISHED = "UNFINISHED.txt"
+UNFINISHED_TEXT = (
+    b"This genaug synthesis output is unfinished: its job is running, or was interrupted before its\n"
+    b"_manifest.json was written, so its shards are not all there and nothing vouches for them yet.\n"
+    b"Rerun the same genaug synthesize command with --resume to finish it; genaug removes this file then.\n"
+)
+
+
+def mark_unfinished(location: Location) -> None:
+    """Put UNFINISHED.txt beside the shards, before any is written; never over a file of that name of the user's."""
+    if not location.exists(UNFINISHED) or is_unfinished_marker(location):
+        location.write_atomic(UNFINISHED, UNFINISHED_TEXT)
+
+
+def mark_finished(location: Location) -> None:
+    """Remove genaug's UNFINISHED.txt, once the manifest is written."""
+    if is_unfinished_marker(location):
+        location.delete(UNFINISHED)
+
+
+def is_unfinished_marker(location: Location) -> bool:
+    """Whether UNFINISHED.txt is genaug's own (its exact text), so that genaug may replace or remove it."""
+    try:
+        return location.read(UNFINISHED, max_bytes=len(UNFINISHED_TEXT) + 1) == UNFINISHED_TEXT
+    except OSError:
+        return False
 
 
 def manifest_name(location: Location) -> str | None:

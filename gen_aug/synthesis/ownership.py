@@ -15,7 +15,9 @@ from gen_aug.errors import GenaugError
 from gen_aug.synthesis.card import CARD, is_genaug_card
 from gen_aug.synthesis.claim import CLAIM_FILE
 from gen_aug.synthesis.formats import DATA_DIR, class_dirs, shard_file
-from gen_aug.synthesis.manifest import DONE_DIR, JOB_FILE, MANIFEST_NAMES, STATE_DIR, previous_settings
+from gen_aug.synthesis.manifest import (
+    DONE_DIR, JOB_FILE, MANIFEST_NAMES, STATE_DIR, UNFINISHED, is_unfinished_marker, previous_settings,
+)
 from gen_aug.synthesis.settings import JobSettings
 from gen_aug.synthesis.storage import TEMP_PREFIX, Location
 
@@ -44,7 +46,12 @@ def inspect_output(location: Location) -> Ownership:
         if relative == CLAIM_FILE:
             continue  # the claim belongs to whichever job holds it, and goes with that job
         # A README.md is the commonest file name there is: genaug's only where it is genaug's card.
-        written = is_genaug_card(location) if relative == CARD else _written_by_genaug(relative, settings, folders)
+        if relative == CARD:
+            written = is_genaug_card(location)
+        elif relative == UNFINISHED:  # ours only in an output whose records are readable, and with our text
+            written = settings is not None and is_unfinished_marker(location)
+        else:
+            written = _written_by_genaug(relative, settings, folders)
         (ours if written else foreign).append(relative)
     return Ownership(settings, problem, ours, foreign)
 
