@@ -12,6 +12,7 @@ how the job scales across workers, and `repeats` runs of each give medians.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -214,8 +215,6 @@ def encoder_images_per_sec(sample: np.ndarray, class_names: list, image_format: 
 
 def encoder_scaling(sample: np.ndarray, class_names: list, image_format: str, work_dir: Path, cores: int) -> dict:
     """Encoders on every core at once, as threads and as processes: which one synthesis should use."""
-    import multiprocessing
-
     rounds = 2 * cores
     chunks = np.array_split(sample, 4)  # smaller shards keep every encoder busy to the end
     found = {}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from pathlib import Path
 
 # Before torch loads OpenMP: a thread waiting for work spins for about 0.2 ms, then sleeps. libgomp's default
 # (about 3 ms) takes the CPU other processes need, so a job on a busy machine slowed far beyond its share; never
@@ -168,10 +171,6 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
       genaug bench --gpus 1 --n 1e6 --format parquet --format raw
       genaug bench --model runs/digits/model.safetensors --workers 2
     """
-    import json
-    import tempfile
-    from pathlib import Path
-
     from gen_aug.bench import BenchOptions, describe_bench, run_bench
     from gen_aug.synthesis.plan import parse_count
 

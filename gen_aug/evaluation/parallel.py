@@ -10,6 +10,7 @@ task alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import sys
@@ -52,8 +53,6 @@ def jobs_for(jobs: int | None, device: str | None, total_steps: int) -> int:
 def seconds_per_classifier_step(data, config, device=None) -> float:
     """A few steps of the classifier `config` (a ClassifierConfig) on `data` (LabelledImages), timed on one thread as
     every run trains: the probe behind an evaluation's rough time."""
-    import dataclasses
-
     from gen_aug.classifiers.classifier import train_classifier
 
     with torch_threads(THREADS_PER_RUN):

@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import multiprocessing
+import os
 import queue
 import shutil
 import time
@@ -133,8 +134,6 @@ def write_slot_shard(out_uri: str, plan_json: str, shard_idx: int, slot: int, ro
 
 def load_encoder_modules() -> int:
     """Import what encoding needs, so that the first shard does not pay for it; returns the process id."""
-    import os
-
     import pyarrow.parquet  # noqa: F401
     from PIL import PngImagePlugin  # noqa: F401
 

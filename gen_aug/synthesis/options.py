@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -133,7 +134,5 @@ def no_gpus_error(options: SynthesisOptions) -> GenaugError:
 
 def _ray_already_here() -> bool:
     """Whether this process already joined a Ray (a notebook's, a test's), whose declared GPUs the job then uses."""
-    import sys
-
     ray = sys.modules.get("ray")
     return ray is not None and ray.is_initialized()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import resource
 import tempfile
 import threading
 from concurrent.futures import BrokenExecutor
@@ -182,6 +183,4 @@ def _node_ip() -> str:
 
 
 def peak_rss_bytes() -> int:
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
