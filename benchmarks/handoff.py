@@ -25,8 +25,8 @@ import torch
 
 from gen_aug.bench import BenchOptions, machine_description, sample_images, untrained_snapshot
 from gen_aug.checkpoint import load_snapshot
-from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.settings import JobSettings
+from gen_aug.output.plan import make_plan
+from gen_aug.output.settings import JobSettings
 from gen_aug.synthesis.worker import ShardWorker
 
 

@@ -19,7 +19,7 @@ from gen_aug.evaluation.arms import run_arms
 from gen_aug.evaluation.evaluate import evaluation_sets, variant_sources
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.parallel import THREADS_PER_RUN, usable_cpus
-from gen_aug.synthesis.reader import load_synthetic
+from gen_aug.output.reader import load_synthetic
 
 
 def main() -> None:

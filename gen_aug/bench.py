@@ -194,9 +194,9 @@ def sample_images(model: torch.nn.Module, meta: dict) -> np.ndarray:
 
 def _encode_round(sample: np.ndarray, class_names: list, image_format: str, out_dir: str, round_idx: int) -> int:
     """Encode and write the sample as one shard, exactly as an encoder does; returns images written."""
-    from gen_aug.synthesis.formats import get_format, write_shard
-    from gen_aug.synthesis.plan import make_plan
-    from gen_aug.synthesis.storage import open_location
+    from gen_aug.output.formats import get_format, write_shard
+    from gen_aug.output.plan import make_plan
+    from gen_aug.output.storage import open_location
 
     plan = make_plan(tuple(class_names), n=len(sample), shard_size=len(sample), seed=round_idx)
     location = open_location(os.path.join(out_dir, str(round_idx)))
@@ -249,7 +249,7 @@ def end_to_end_run(snapshot_path: str, options: BenchOptions, image_format: str,
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise GenaugError(f"bench: the end-to-end synthesize run failed ({last})")
-    from gen_aug.synthesis.manifest import MANIFEST
+    from gen_aug.output.manifest import MANIFEST
 
     manifest = json.loads((Path(out) / MANIFEST).read_text())
     worker_peaks = [w.get("peak_rss_bytes", 0) for w in manifest["workers"]]

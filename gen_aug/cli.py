@@ -172,7 +172,7 @@ def bench_command(snapshot, resolution, channels, n, workers, gpus, formats, sha
       genaug bench --model runs/digits/model.safetensors --workers 2
     """
     from gen_aug.bench import BenchOptions, describe_bench, run_bench
-    from gen_aug.synthesis.plan import parse_count
+    from gen_aug.output.plan import parse_count
 
     if workers is not None and gpus:
         raise click.BadParameter("give --workers (CPU) or --gpus, not both", param_hint="--workers")

@@ -87,8 +87,8 @@ def dry_run(job: Job) -> list[str]:
     from gen_aug.estimate import estimate_job
     from gen_aug.evaluation.parallel import jobs_for
     from gen_aug.evaluation.tuning import classifier_runs
-    from gen_aug.synthesis.manifest import manifest_name
-    from gen_aug.synthesis.storage import open_location
+    from gen_aug.output.manifest import manifest_name
+    from gen_aug.output.storage import open_location
     from gen_aug.train import SNAPSHOT_NAME
     from gen_aug.units import duration
 
@@ -116,7 +116,7 @@ def dry_run(job: Job) -> list[str]:
 def _images_of(job: Job, data) -> int:
     """Images the job's synthesis makes (a variants job: its sources x variants x strengths)."""
     from gen_aug.data import load_data
-    from gen_aug.synthesis.plan import make_plan
+    from gen_aug.output.plan import make_plan
 
     options = job.synthesize
     if options.variants_of is not None:
@@ -186,9 +186,9 @@ def synthesis_options(job: Job, snapshot: Path, synthetic: str):
 
 def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageResult:
     from gen_aug.synthesis.driver import keep_recorded_layout, local_device, plan_job, synthesize
-    from gen_aug.synthesis.manifest import describe_manifest, manifest_name
-    from gen_aug.synthesis.storage import open_location
-    from gen_aug.synthesis.verify import verify
+    from gen_aug.output.manifest import describe_manifest, manifest_name
+    from gen_aug.output.storage import open_location
+    from gen_aug.output.verification import verify
 
     started = time.perf_counter()
     options = synthesis_options(job, snapshot, synthetic)
@@ -217,7 +217,7 @@ def _synthesize_stage(job: Job, snapshot: Path, synthetic: str, echo) -> StageRe
 
 def _recorded_settings(location):
     """The settings the output's state or manifest records; None where there are none or they are unreadable."""
-    from gen_aug.synthesis.manifest import previous_settings
+    from gen_aug.output.manifest import previous_settings
 
     try:
         return previous_settings(location)

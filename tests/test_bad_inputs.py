@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.synthesis.manifest import JOB_FILE, MANIFEST
+from gen_aug.output.manifest import JOB_FILE, MANIFEST
 from gen_aug.models import build_model
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions

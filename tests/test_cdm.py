@@ -4,7 +4,7 @@ Image bytes must not depend on the worker count, the ranges drawn or the chunk b
 must push images toward their class; a snapshot whose config does not fit its weights is refused
 before the network is built; sample, --interpolate and bench work as for the other families.
 
-Guards: gen_aug/models/cdm.py, gen_aug/sampling.py, gen_aug/checkpoint.py, gen_aug/synthesis/settings.py
+Guards: gen_aug/models/cdm.py, gen_aug/sampling.py, gen_aug/checkpoint.py, gen_aug/output/settings.py
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ from gen_aug.errors import GenaugError
 from gen_aug.models import build_model
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.output.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
 
 JOB = """[data]

@@ -1,6 +1,6 @@
 """--min-confidence: exactly n images, each one its class's confident candidate, the same for any worker count.
 
-Guards: gen_aug/synthesis/filter.py, gen_aug/synthesis/manifest.py, gen_aug/synthesis/encoding.py
+Guards: gen_aug/synthesis/filter.py, gen_aug/output/manifest.py, gen_aug/output/encoding.py
 """
 
 import json
@@ -17,11 +17,11 @@ from gen_aug.classifiers.classifier import ClassifierConfig, reference_classifie
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.verification import verify
 from gen_aug.classifiers.classifier import REFERENCE_SEED
-from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.reader import SyntheticImages
+from gen_aug.output.plan import make_plan
+from gen_aug.output.reader import SyntheticImages
 from gen_aug.sampling import generate_uint8
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions

@@ -17,8 +17,8 @@ from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.evaluation.evaluate import load_test_set, real_splits
 from gen_aug.evaluation.options import EvaluationOptions
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.verification import verify
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
 
@@ -95,7 +95,7 @@ def test_a_balance_mix_tops_up_the_small_classes_and_the_report_names_the_arms(s
 
 
 def load_synthetic_labels(out):
-    from gen_aug.synthesis.reader import load_synthetic
+    from gen_aug.output.reader import load_synthetic
 
     return load_synthetic(str(out), load_data("builtin:digits").class_names).labels
 

@@ -25,9 +25,9 @@ from click.testing import CliRunner
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST, STATE_DIR
+from gen_aug.output.manifest import DONE_DIR, MANIFEST, STATE_DIR
 from gen_aug.models import build_model
-from gen_aug.synthesis.storage import TEMP_PREFIX
+from gen_aug.output.storage import TEMP_PREFIX
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

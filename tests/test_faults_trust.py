@@ -4,8 +4,8 @@ Each trial runs a real job on this machine's Ray, injects its fault mid-job from
 lets the job finish (after the fault is lifted, by --resume where the job had to stop), and counts
 images lost and duplicated, shards unlike a clean run's, temporaries and /dev/shm segments left.
 
-Guards: gen_aug/synthesis/claim.py, gen_aug/synthesis/handoff.py, gen_aug/synthesis/worker.py,
-    gen_aug/synthesis/scheduler.py, gen_aug/synthesis/reaper.py, gen_aug/synthesis/storage.py,
+Guards: gen_aug/output/claim.py, gen_aug/synthesis/handoff.py, gen_aug/synthesis/worker.py,
+    gen_aug/synthesis/scheduler.py, gen_aug/synthesis/reaper.py, gen_aug/output/storage.py,
     gen_aug/synthesis/driver.py
 """
 
@@ -30,11 +30,11 @@ from gen_aug.checkpoint import save_snapshot
 from gen_aug.errors import GenaugError
 from gen_aug.models import build_model
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST, STATE_DIR
+from gen_aug.output.manifest import MANIFEST, STATE_DIR
 from gen_aug.synthesis.options import SynthesisOptions
 from gen_aug.synthesis.reaper import descendants, process_table
-from gen_aug.synthesis.storage import TEMP_PREFIX
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.storage import TEMP_PREFIX
+from gen_aug.output.verification import verify
 from test_faults import wait_for_done_shards  # beside this file: the landed fault suite's wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.verification import verify
 from gen_aug.models import build_model
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8
 

@@ -18,12 +18,12 @@ import pytest
 from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.models import build_model
 from gen_aug.synthesis import handoff
-from gen_aug.synthesis.formats import FORMATS, write_shard
+from gen_aug.output.formats import FORMATS, write_shard
 from gen_aug.synthesis.handoff import ShardSlots, attach_slots, slots_fit, write_slot_shard
-from gen_aug.synthesis.plan import make_plan
+from gen_aug.output.plan import make_plan
 from gen_aug.synthesis.reaper import descendants, process_table
-from gen_aug.synthesis.settings import JobSettings
-from gen_aug.synthesis.storage import open_location
+from gen_aug.output.settings import JobSettings
+from gen_aug.output.storage import open_location
 from gen_aug.synthesis.worker import ShardWorker
 
 NAMES = ("cat", "dog", "owl")
@@ -98,7 +98,7 @@ WORKER_WITH_ENCODERS = """
 import json, sys, time
 import multiprocessing.synchronize as synchronize
 from gen_aug.synthesis.handoff import start_handoff
-from gen_aug.synthesis.plan import make_plan
+from gen_aug.output.plan import make_plan
 
 made, make = [], synchronize.SemLock.__init__
 def recorded(self, *args, **kwargs):

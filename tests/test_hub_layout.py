@@ -3,8 +3,8 @@
 Parquet shards lie under data/ with the Hub's names and the manifest at the root as _manifest.json,
 a name directory readers skip; `--card` adds a README.md dataset card for the Hub.
 
-Guards: gen_aug/synthesis/card.py, gen_aug/synthesis/formats.py, gen_aug/synthesis/manifest.py,
-    gen_aug/synthesis/ownership.py, gen_aug/synthesis/reader.py, gen_aug/synthesis/verify.py
+Guards: gen_aug/output/card.py, gen_aug/output/formats.py, gen_aug/output/manifest.py,
+    gen_aug/output/ownership.py, gen_aug/output/reader.py, gen_aug/output/verification.py
 """
 
 import json
@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from gen_aug.synthesis.card import CARD, MARKER
+from gen_aug.output.card import CARD, MARKER
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import LEGACY_MANIFEST, MANIFEST
+from gen_aug.output.manifest import LEGACY_MANIFEST, MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.reader import load_synthetic
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.reader import load_synthetic
+from gen_aug.output.verification import verify
 
 JOB = {"n": 30, "shard_size": 10, "seed": 3, "workers": 1, "progress": False}
 DIGITS = [str(d) for d in range(10)]
@@ -189,9 +189,9 @@ def test_a_users_readme_in_an_output_is_never_written_over(outputs, digits_snaps
 
 @pytest.mark.parametrize("name", ["a\x7fb", "\x85z", "x: y", 'say "hi"', "- item", "#hash", "line\u2028sep", "é|ü"])
 def test_the_card_header_keeps_any_class_name(name, monkeypatch):
-    from gen_aug.synthesis.card import dataset_card
-    from gen_aug.synthesis.plan import make_plan
-    from gen_aug.synthesis.settings import JobSettings
+    from gen_aug.output.card import dataset_card
+    from gen_aug.output.plan import make_plan
+    from gen_aug.output.settings import JobSettings
 
     plan = make_plan((name, "other"), n=4, shard_size=4)
     settings = JobSettings(plan, "parquet", "0" * 64, "cpu", 256)

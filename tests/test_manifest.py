@@ -1,6 +1,6 @@
 """The manifest and `genaug verify`: missing, corrupt and unlisted files found; foreign paths refused, never read.
 
-Guards: gen_aug/synthesis/manifest.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/records.py,
+Guards: gen_aug/output/manifest.py, gen_aug/output/verification.py, gen_aug/output/records.py,
     gen_aug/synthesis/commands.py
 """
 
@@ -13,11 +13,11 @@ from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
 from gen_aug.models import build_model
-from gen_aug.synthesis.manifest import MANIFEST, build_manifest, finished_records, write_json
-from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.settings import JobSettings
-from gen_aug.synthesis.storage import open_location
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST, build_manifest, finished_records, write_json
+from gen_aug.output.plan import make_plan
+from gen_aug.output.settings import JobSettings
+from gen_aug.output.storage import open_location
+from gen_aug.output.verification import verify
 from gen_aug.synthesis.worker import ShardWorker
 
 NAMES = ("cat", "dog", "owl")

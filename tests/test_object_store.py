@@ -3,7 +3,7 @@
 The jobs run as a user runs them: `genaug synthesize` in its own process, on its own Ray, with the
 credentials in the environment and the endpoint in the URI; verify and the reader run here.
 
-Guards: gen_aug/synthesis/storage.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/reader.py
+Guards: gen_aug/output/storage.py, gen_aug/output/verification.py, gen_aug/output/reader.py
 """
 
 import json
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gen_aug.synthesis.card import CARD
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.reader import load_synthetic
-from gen_aug.synthesis.storage import open_location
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.card import CARD
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.reader import load_synthetic
+from gen_aug.output.storage import open_location
+from gen_aug.output.verification import verify
 
 REPO = Path(__file__).resolve().parents[1]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

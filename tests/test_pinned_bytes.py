@@ -4,7 +4,7 @@ The model's weights come from a formula rather than torch's initialisers, so onl
 arithmetic, the latents, the encoders and the file writers decide the hashes. They are those of the
 library versions below; on other versions PNG, zstd or float rounding may legitimately differ.
 
-Guards: gen_aug/sampling.py, gen_aug/synthesis/encoding.py, gen_aug/synthesis/formats.py
+Guards: gen_aug/sampling.py, gen_aug/output/encoding.py, gen_aug/output/formats.py
 """
 
 import hashlib

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from gen_aug.cli import main
 from gen_aug.config import load_job
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.verification import verify
 from gen_aug.pipeline import run_job
 
 pytestmark = pytest.mark.ray

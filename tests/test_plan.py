@@ -1,6 +1,6 @@
 """The synthesis plan: counts, class splits, labels and shards, all pure and deterministic.
 
-Guards: gen_aug/synthesis/plan.py
+Guards: gen_aug/output/plan.py
 """
 
 import math
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, make_plan, parse_count
+from gen_aug.output.plan import Plan, make_plan, parse_count
 
 NAMES = ("cat", "dog", "owl")
 

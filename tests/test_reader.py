@@ -1,6 +1,6 @@
 """The shard reader: a torch Dataset over every format, hashes checked on read, manifest paths never followed.
 
-Guards: gen_aug/synthesis/reader.py
+Guards: gen_aug/output/reader.py, gen_aug/output/__init__.py, gen_aug/synthesis/reader.py
 """
 
 import json
@@ -14,12 +14,12 @@ import torch
 from gen_aug.checkpoint import load_snapshot
 from gen_aug.data import LabelledImages
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.plan import Plan
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.plan import Plan
 from gen_aug.evaluation.arms import mix_real_synthetic
-from gen_aug.synthesis.reader import SyntheticImages, load_synthetic
+from gen_aug.output.reader import SyntheticImages, load_synthetic
 from gen_aug.sampling import generate_uint8
-from gen_aug.synthesis.formats import FORMATS
+from gen_aug.output.formats import FORMATS
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
 
@@ -137,3 +137,17 @@ def test_incomplete_or_missing_manifests_are_refused(outputs, tmp_path):
         SyntheticImages(out)
     with pytest.raises(GenaugError, match="no _manifest.json"):
         SyntheticImages(tmp_path / "nothing-here")
+
+
+def test_the_reader_is_found_at_the_package_face_and_at_its_old_home():
+    import gen_aug.output
+    import gen_aug.synthesis.reader
+    from gen_aug.output import SyntheticImages as face_class, load_synthetic as face_loader, verify
+    from gen_aug.output.reader import SyntheticImages, load_synthetic
+    from gen_aug.output.verification import verify as verify_function
+
+    assert face_class is SyntheticImages is gen_aug.synthesis.reader.SyntheticImages
+    assert face_loader is load_synthetic is gen_aug.synthesis.reader.load_synthetic
+    assert verify is verify_function  # the function, not a module of that name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        gen_aug.output.nothing

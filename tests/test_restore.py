@@ -1,8 +1,8 @@
 """`--restore`: synthetic images written back at the size and depth of the pictures the model learnt.
 
 Guards: gen_aug/data/form.py, gen_aug/data/folder.py, gen_aug/data/__init__.py, gen_aug/checkpoint.py,
-gen_aug/synthesis/options.py, gen_aug/synthesis/driver.py, gen_aug/synthesis/plan.py,
-gen_aug/synthesis/encoding.py, gen_aug/synthesis/reader.py"""
+gen_aug/synthesis/options.py, gen_aug/synthesis/driver.py, gen_aug/output/plan.py,
+gen_aug/output/encoding.py, gen_aug/output/reader.py"""
 
 import io
 import json
@@ -15,8 +15,8 @@ from PIL import Image
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.data.form import SourceForm
-from gen_aug.synthesis.reader import load_synthetic
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.reader import load_synthetic
+from gen_aug.output.verification import verify
 
 HEIGHT, WIDTH = 80, 96  # an X-ray wider than high, as the users' 96x80 ones
 LOW, HIGH = 1000, 4000  # a 12-bit scanner's values in a 16-bit PNG

@@ -2,8 +2,8 @@
 
 Each test builds the attack for real and fails if the protection it checks were taken out.
 
-Guards: gen_aug/checkpoint.py, gen_aug/train.py, gen_aug/models/cdm.py, gen_aug/synthesis/formats.py,
-    gen_aug/synthesis/manifest.py, gen_aug/synthesis/verify.py, gen_aug/synthesis/reader.py,
+Guards: gen_aug/checkpoint.py, gen_aug/train.py, gen_aug/models/cdm.py, gen_aug/output/formats.py,
+    gen_aug/output/manifest.py, gen_aug/output/verification.py, gen_aug/output/reader.py,
     gen_aug/synthesis/session.py
 """
 
@@ -26,10 +26,10 @@ from gen_aug.checkpoint import load_snapshot, save_snapshot
 from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import MANIFEST
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import MANIFEST
+from gen_aug.output.verification import verify
 from gen_aug.models import build_model
-from gen_aug.synthesis.formats import MAX_PATH_PART_BYTES, class_dirs
+from gen_aug.output.formats import MAX_PATH_PART_BYTES, class_dirs
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
 
@@ -217,7 +217,7 @@ def test_manifest_paths_outside_the_output_are_refused_by_verify_and_resume(ray_
 
 @pytest.mark.ray
 def test_manifest_paths_outside_the_output_are_refused_by_the_reader(ray_local, tmp_path):
-    reader = pytest.importorskip("gen_aug.synthesis.reader")
+    reader = pytest.importorskip("gen_aug.output.reader")
     _, out, _ = output_pointing_outside(tmp_path, **JOB)
     with pytest.raises(GenaugError, match="'../outside.parquet' escapes the output folder"):
         reader.SyntheticImages(out)

@@ -1,7 +1,7 @@
 """--select useful (gen_aug/synthesis/selection.py): exactly n images, each the least sure of its round's candidates that the
 judge labels right within its class's real spread, the same for any worker count, from noise and as variants.
 
-Guards: gen_aug/synthesis/selection.py, gen_aug/synthesis/filter.py, gen_aug/synthesis/settings.py
+Guards: gen_aug/synthesis/selection.py, gen_aug/synthesis/filter.py, gen_aug/output/settings.py
 """
 
 import json
@@ -18,12 +18,12 @@ from gen_aug.data import load_data
 from gen_aug.classifiers.classifier import REFERENCE_SEED, ClassifierConfig, reference_classifier
 from gen_aug.sampling import generate_uint8
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST, describe_manifest
+from gen_aug.output.manifest import MANIFEST, describe_manifest
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.reader import SyntheticImages
+from gen_aug.output.reader import SyntheticImages
 from gen_aug.synthesis.selection import MAX_ROUNDS, SPREAD_PERCENTILE, ClassSpread, least_sure_passing
-from gen_aug.synthesis.settings import FilterSettings
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.settings import FilterSettings
+from gen_aug.output.verification import verify
 from gen_aug.variants import variants_uint8
 
 DIGITS = "builtin:digits"

@@ -1,6 +1,6 @@
 """JobSettings: one record of what decides an output's bytes, compared in full by --resume and `genaug run`.
 
-Guards: gen_aug/synthesis/settings.py, gen_aug/synthesis/driver.py
+Guards: gen_aug/output/settings.py, gen_aug/synthesis/driver.py
 """
 
 import json
@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.output.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.settings import FilterSettings, JobSettings, VariantSettings
+from gen_aug.output.plan import make_plan
+from gen_aug.output.settings import FilterSettings, JobSettings, VariantSettings
 
 PLAN = make_plan(("cat", "dog"), n=20, shard_size=8, seed=3)
 
@@ -70,7 +70,7 @@ def test_resume_refuses_an_output_recorded_on_another_device(ray_local, digits_s
 
 @pytest.mark.ray
 def test_resume_over_a_damaged_shard_list_rewrites_the_shards_and_verifies(ray_local, digits_snapshot, tmp_path):
-    from gen_aug.synthesis.verify import verify
+    from gen_aug.output.verification import verify
 
     out = tmp_path / "out"
     options = SynthesisOptions(digits_snapshot, str(out), n=30, shard_size=10, workers=1, progress=False)

@@ -1,7 +1,7 @@
 """Shard writers: deterministic bytes, the Hugging Face Parquet layout, safe PNG folders, atomic writes.
 
-Guards: gen_aug/synthesis/formats.py, gen_aug/synthesis/encoding.py, gen_aug/synthesis/storage.py,
-    gen_aug/synthesis/records.py
+Guards: gen_aug/output/formats.py, gen_aug/output/encoding.py, gen_aug/output/storage.py,
+    gen_aug/output/records.py
 """
 
 import hashlib
@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.encoding import decode_png, encode_png, png_parquet_bytes
-from gen_aug.synthesis.formats import FORMATS, MAX_PATH_PART_BYTES, class_dirs, read_shard, safe_path_part, write_shard
-from gen_aug.synthesis.plan import make_plan
-from gen_aug.synthesis.storage import TEMP_PREFIX, open_location
+from gen_aug.output.encoding import decode_png, encode_png, png_parquet_bytes
+from gen_aug.output.formats import FORMATS, MAX_PATH_PART_BYTES, class_dirs, read_shard, safe_path_part, write_shard
+from gen_aug.output.plan import make_plan
+from gen_aug.output.storage import TEMP_PREFIX, open_location
 
 NAMES = ("cat", "dog", "owl")
 
@@ -52,9 +52,9 @@ def test_class_names_become_one_harmless_path_part(name):
 
 
 def test_class_folders_avoid_every_name_genaug_writes_at_the_root():
-    from gen_aug.synthesis.card import CARD
-    from gen_aug.synthesis.formats import DATA_DIR, RESERVED_ROOT_NAMES
-    from gen_aug.synthesis.manifest import MANIFEST_NAMES, STATE_DIR
+    from gen_aug.output.card import CARD
+    from gen_aug.output.formats import DATA_DIR, RESERVED_ROOT_NAMES
+    from gen_aug.output.manifest import MANIFEST_NAMES, STATE_DIR
 
     written = {name.lower() for name in (*MANIFEST_NAMES, CARD, STATE_DIR, DATA_DIR)}
     assert written <= set(RESERVED_ROOT_NAMES)

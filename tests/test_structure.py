@@ -89,6 +89,25 @@ def test_synthesis_and_the_classifiers_import_nothing_of_evaluation():
     assert not {name: found for name, found in below.items() if found}
 
 
+def test_the_stages_meet_only_below_them_in_output_and_classifiers():
+    # Evaluation reads outputs through gen_aug.output, never through the synthesis job's modules; the output
+    # library imports neither stage, so a user's reader never loads Ray or the evaluation.
+    graph = internal_graph()
+    crossing = {name: sorted(m for m in deps if m.startswith("gen_aug.synthesis"))
+                for name, deps in graph.items() if name.startswith("gen_aug.evaluation")}
+    assert not {name: found for name, found in crossing.items() if found}
+    below = {name: sorted(m for m in deps if m.startswith(("gen_aug.synthesis", "gen_aug.evaluation")))
+             for name, deps in graph.items() if name.startswith("gen_aug.output")}
+    assert not {name: found for name, found in below.items() if found}
+
+
+def test_no_module_outside_models_imports_a_family_module():
+    families = {f"gen_aug.models.{family}" for family in ("cgan", "cvae", "cdm")}
+    outside = {name: sorted(deps & families) for name, deps in internal_graph().items()
+               if not name.startswith("gen_aug.models")}
+    assert not {name: found for name, found in outside.items() if found}
+
+
 def test_modules_and_functions_are_short_enough_to_read():
     long_modules = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     long_functions = {}

@@ -20,7 +20,7 @@ from gen_aug.evaluation.swap import VariantPool, VariantProvenance, soft_labels
 from gen_aug.evaluation.wording import verdict_lines
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.reader import SyntheticImages, load_synthetic
+from gen_aug.output.reader import SyntheticImages, load_synthetic
 
 REAL = 50  # real images 0..49; image i has i % 3 + 1 variants, except image 7, which has none
 

@@ -23,9 +23,9 @@ from ray.util.placement_group import remove_placement_group
 from gen_aug.checkpoint import save_snapshot
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import DONE_DIR, MANIFEST
-from gen_aug.synthesis.storage import TEMP_PREFIX
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.manifest import DONE_DIR, MANIFEST
+from gen_aug.output.storage import TEMP_PREFIX
+from gen_aug.output.verification import verify
 from gen_aug.models import build_model
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions

@@ -1,7 +1,7 @@
 """Trust under abuse: one writer per output, nothing outside it touched, foreign files never deleted, links never followed.
 
-Guards: gen_aug/synthesis/claim.py, gen_aug/synthesis/ownership.py, gen_aug/synthesis/storage.py,
-    gen_aug/synthesis/verify.py, gen_aug/synthesis/manifest.py
+Guards: gen_aug/output/claim.py, gen_aug/output/ownership.py, gen_aug/output/storage.py,
+    gen_aug/output/verification.py, gen_aug/output/manifest.py
 """
 
 import json
@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from gen_aug.cli import main
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.claim import CLAIM_FILE, claim_output
+from gen_aug.output.claim import CLAIM_FILE, claim_output
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.output.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.storage import LocalLocation
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.storage import LocalLocation
+from gen_aug.output.verification import verify
 
 pytestmark = pytest.mark.ray
 

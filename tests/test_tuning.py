@@ -149,7 +149,7 @@ tune = {{strength = [0.25, 0.75]}}
 def test_run_makes_an_output_per_strength_and_tests_only_the_one_chosen_on_validation(ray_local, tmp_path):
     from gen_aug.config import load_job
     from gen_aug.pipeline import run_job
-    from gen_aug.synthesis.verify import verify
+    from gen_aug.output.verification import verify
 
     spec = digits_npz(tmp_path)
     job_file = tmp_path / "job.toml"

@@ -1,6 +1,6 @@
 """`genaug synthesize --variants-of`: variants of real images through Ray, each row naming its source, on a tiny cdm.
 
-Guards: gen_aug/synthesis/variant_job.py, gen_aug/synthesis/settings.py, gen_aug/synthesis/reader.py,
+Guards: gen_aug/synthesis/variant_job.py, gen_aug/output/settings.py, gen_aug/output/reader.py,
     gen_aug/synthesis/options.py
 """
 
@@ -20,14 +20,14 @@ from gen_aug.cli import main
 from gen_aug.data import load_data
 from gen_aug.errors import GenaugError
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.encoding import decode_png
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.output.encoding import decode_png
+from gen_aug.output.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.plan import Plan
-from gen_aug.synthesis.reader import SyntheticImages
-from gen_aug.synthesis.settings import VARIANT_COLUMNS, VariantSettings
+from gen_aug.output.plan import Plan
+from gen_aug.output.reader import SyntheticImages
+from gen_aug.output.settings import VARIANT_COLUMNS, VariantSettings
 from gen_aug.synthesis.variant_job import VariantTable, variant_rows
-from gen_aug.synthesis.verify import verify
+from gen_aug.output.verification import verify
 
 DIGITS = "builtin:digits"  # its train split: 1,442 8x8 images of 10 classes
 

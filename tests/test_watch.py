@@ -2,7 +2,7 @@
 its progress before it lands, synthesis tells its plan (and refuses one its disk cannot hold) before it starts,
 and CUDA asked for where there is none is one line.
 
-Guards: gen_aug/train.py, gen_aug/synthesis/plan.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/shard_bar.py,
+Guards: gen_aug/train.py, gen_aug/output/plan.py, gen_aug/synthesis/scheduler.py, gen_aug/synthesis/shard_bar.py,
     gen_aug/synthesis/footprint.py, gen_aug/synthesis/driver.py, gen_aug/pipeline.py
 """
 
@@ -25,9 +25,9 @@ from gen_aug.config import TrainConfig, load_job
 from gen_aug.data import load_data
 from gen_aug.pipeline import _synthesize_stage
 from gen_aug.synthesis.driver import synthesize
-from gen_aug.synthesis.manifest import MANIFEST
+from gen_aug.output.manifest import MANIFEST
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.plan import automatic_shard_size
+from gen_aug.output.plan import automatic_shard_size
 from gen_aug.synthesis.scheduler import JOIN_GRACE_S
 from gen_aug.train import read_log, train
 

@@ -21,7 +21,7 @@ TRAIN_SUBSET_OPTIONS = ("limit_per_class", "class_fraction")
 def trained_on(synthetic: str) -> str:
     """The data spec the output's model was trained on, as its manifest records it, checked to read the same images
     today: --real's default, so a user need not retype a spec's options (?resolution=64&resize=pad)."""
-    from gen_aug.synthesis.manifest import load_manifest
+    from gen_aug.output.manifest import load_manifest
 
     _, manifest, _, _ = load_manifest(synthetic, "--synthetic")
     recorded = ((manifest.get("snapshot") or {}).get("meta") or {}).get("data") or {}
@@ -154,8 +154,8 @@ def output_grid(options: EvaluationOptions) -> list[tuple[dict[str, float], str]
 
 
 def manifest_sha256(out: str) -> str:
-    from gen_aug.synthesis.manifest import MANIFEST, manifest_name
-    from gen_aug.synthesis.storage import open_location
+    from gen_aug.output.manifest import MANIFEST, manifest_name
+    from gen_aug.output.storage import open_location
 
     location = open_location(out)
     name = manifest_name(location)
@@ -186,7 +186,7 @@ def evaluate(
     """Every metric of the synthetic output against the real sets, written as a report; returns (result, folder)."""
     from gen_aug.evaluation.measure import evaluate_images
     from gen_aug.evaluation.report import REPORT_JSON, write_report
-    from gen_aug.synthesis.reader import load_synthetic
+    from gen_aug.output.reader import load_synthetic
 
     if options.real is None or options.synthetic is None:
         raise GenaugError(
@@ -244,7 +244,7 @@ def variant_sources(options: EvaluationOptions, real_train: LabelledImages):
     """For the variants arms: each synthetic image's source (real train image, its class, the strength); None where
     no arm needs it or the output holds no variants (the arms then say so)."""
     from gen_aug.evaluation.swap import VariantProvenance, check_variants_of
-    from gen_aug.synthesis.reader import SyntheticImages
+    from gen_aug.output.reader import SyntheticImages
 
     if not any(arm in VARIANT_ARMS for arm in options.arms):
         return None

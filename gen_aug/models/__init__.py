@@ -7,6 +7,8 @@ it is drawn in. `model.trainer(...)` builds what training adds (discriminator, o
 """
 
 from gen_aug.models import cdm, cgan, cvae  # noqa: F401  (importing a family registers it)
+from gen_aug.models.cdm import one_step, sampler_settings, with_sampler
 from gen_aug.models.registry import MODELS, build_model, model_class, register_model
 
-__all__ = ["MODELS", "build_model", "model_class", "register_model"]
+# What the rest of genaug may use: no module outside models/ imports a family's own module.
+__all__ = ["MODELS", "build_model", "model_class", "one_step", "register_model", "sampler_settings", "with_sampler"]

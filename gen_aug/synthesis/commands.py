@@ -7,7 +7,7 @@ import click
 from gen_aug.synthesis.options import (
     CANDIDATES_PER_ROUND, MAX_CANDIDATES_PER_ROUND, MAX_START_TIMEOUT_S, WORKER_START_TIMEOUT_S, SynthesisOptions,
 )
-from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
+from gen_aug.output.plan import MAX_AUTOMATIC_SHARD_SIZE, MAX_SEED
 
 
 @click.command("synthesize")
@@ -100,8 +100,8 @@ def synthesize_command(snapshot, n, out, per_class, class_weights, classes, data
       genaug synthesize --model runs/xrays/model.safetensors --n 1000 --format png --restore --out xrays-synth/
     """
     from gen_aug.synthesis.driver import synthesize
-    from gen_aug.synthesis.manifest import describe_manifest
-    from gen_aug.synthesis.plan import parse_count
+    from gen_aug.output.manifest import describe_manifest
+    from gen_aug.output.plan import parse_count
     from gen_aug.variants import parse_strengths
 
     options = SynthesisOptions(
@@ -131,7 +131,7 @@ def verify_command(ctx, out):
       genaug verify synth/
       genaug verify s3://bucket/synth
     """
-    from gen_aug.synthesis.verify import verify
+    from gen_aug.output.verification import verify
 
     report = verify(out)
     click.echo("\n".join(report.lines()))

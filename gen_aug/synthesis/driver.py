@@ -21,22 +21,22 @@ import torch
 
 from gen_aug.errors import GenaugError
 from gen_aug.sampling import GENERATION_CHUNK, NonFiniteImages
-from gen_aug.synthesis.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
+from gen_aug.output.claim import Claim, check_claim, claim_output, refuse_live_claim, release_claim
 from gen_aug.synthesis.footprint import check_room, describe_plan, estimate_footprint, rough_time
-from gen_aug.synthesis.manifest import (
+from gen_aug.output.manifest import (
     JOB_FILE, MANIFEST, MANIFEST_NAMES, build_manifest, done_file, finished_records, mark_finished, mark_unfinished,
     remove_state, write_json,
 )
-from gen_aug.synthesis.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
+from gen_aug.output.ownership import Ownership, inspect_output, refuse_foreign, remove_ours
 from gen_aug.synthesis.options import SynthesisOptions, check_options
-from gen_aug.synthesis.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
-from gen_aug.synthesis.records import ShardRecord
+from gen_aug.output.plan import MAX_AUTOMATIC_SHARD_SIZE, Plan, automatic_shard_size, make_plan
+from gen_aug.output.records import ShardRecord
 from gen_aug.synthesis.scheduler import ShardJob, ShardRun, run_shards
-from gen_aug.models.cdm import sampler_settings, with_sampler
-from gen_aug.synthesis.card import CARD, dataset_card, is_genaug_card, may_write_card
+from gen_aug.models import sampler_settings, with_sampler
+from gen_aug.output.card import CARD, dataset_card, is_genaug_card, may_write_card
 from gen_aug.synthesis.session import Workers, plan_workers, ray_session
-from gen_aug.synthesis.settings import JobSettings
-from gen_aug.synthesis.storage import Location, open_location
+from gen_aug.output.settings import JobSettings
+from gen_aug.output.storage import Location, open_location
 from gen_aug.synthesis.variant_job import VariantSources, plan_variants
 from gen_aug.synthesis.worker import peak_rss_bytes
 

@@ -16,9 +16,9 @@ import torch
 
 from gen_aug.classifiers.classifier import Classifier, ClassifierConfig, cache_key, classifier_meta, classifier_weights
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, Shard
-from gen_aug.synthesis.records import ShardRecord
-from gen_aug.synthesis.settings import FilterSettings
+from gen_aug.output.plan import Plan, Shard
+from gen_aug.output.records import ShardRecord
+from gen_aug.output.settings import FilterSettings
 
 # A class whose candidates pass less often than this, over at least MIN_CANDIDATES_TO_JUDGE of them, is hopeless at
 # this threshold: say so instead of looping. The cap bounds the work one unlucky image can cause.

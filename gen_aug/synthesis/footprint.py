@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.formats import get_format
+from gen_aug.output.formats import get_format
 from gen_aug.synthesis.options import SynthesisOptions
-from gen_aug.synthesis.ownership import inspect_output
-from gen_aug.synthesis.plan import Plan, make_plan
+from gen_aug.output.ownership import inspect_output
+from gen_aug.output.plan import Plan, make_plan
 from gen_aug.synthesis.session import Workers
-from gen_aug.synthesis.settings import JobSettings
+from gen_aug.output.settings import JobSettings
 from gen_aug.units import duration
-from gen_aug.synthesis.storage import LocalLocation, Location
+from gen_aug.output.storage import LocalLocation, Location
 
 # The job's first images, encoded as its shards will be: enough to average out one image's luck, and drawn
 # on the CPU in a moment (the generator pads every call to a full chunk anyway).

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, Shard
-from gen_aug.synthesis.records import ShardRecord
+from gen_aug.output.plan import Plan, Shard
+from gen_aug.output.records import ShardRecord
 
 SHARED_MEMORY_DIR = "/dev/shm"  # where Linux keeps POSIX shared memory, a tmpfs that may be small in containers
 SHARED_MEMORY_HEADROOM = 2  # use slots only when tmpfs has twice their size free: a full tmpfs kills the writer
@@ -112,8 +112,8 @@ def slot_images(slot: int, rows: int) -> np.ndarray:
 def encode_and_write(out_uri: str, plan_json: str, shard_idx: int, images: np.ndarray, format_name: str,
                      columns: dict | None) -> ShardRecord:
     """In an encoder thread or process: `formats.write_shard` from picklable arguments (location and plan reopened once)."""
-    from gen_aug.synthesis.formats import get_format, write_shard
-    from gen_aug.synthesis.storage import open_location
+    from gen_aug.output.formats import get_format, write_shard
+    from gen_aug.output.storage import open_location
 
     key = (out_uri, plan_json)
     if key not in _OPENED:
@@ -137,7 +137,7 @@ def load_encoder_modules() -> int:
     import pyarrow.parquet  # noqa: F401
     from PIL import PngImagePlugin  # noqa: F401
 
-    import gen_aug.synthesis.formats  # noqa: F401
+    import gen_aug.output.formats  # noqa: F401
 
     return os.getpid()
 

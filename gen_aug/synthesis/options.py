@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gen_aug.checks import NOT_IN_JOB, require
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import MAX_SEED
+from gen_aug.output.plan import MAX_SEED
 
 if TYPE_CHECKING:
     from gen_aug.classifiers.classifier import ClassifierConfig
@@ -93,7 +93,7 @@ def check_options(options: SynthesisOptions) -> None:
     """What single fields cannot say: options that do not go together, and GPUs asked of a machine with none."""
     import torch
 
-    from gen_aug.synthesis.formats import get_format
+    from gen_aug.output.formats import get_format
 
     get_format(options.format)
     if options.model is None or options.out is None:

@@ -11,13 +11,13 @@ from collections import deque
 from dataclasses import dataclass
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.manifest import done_file, write_json
+from gen_aug.output.manifest import done_file, write_json
 from gen_aug.synthesis.options import WORKER_START_TIMEOUT_S
-from gen_aug.synthesis.records import ShardRecord
+from gen_aug.output.records import ShardRecord
 from gen_aug.synthesis.session import Workers
-from gen_aug.synthesis.settings import JobSettings
+from gen_aug.output.settings import JobSettings
 from gen_aug.synthesis.shard_bar import ShardBar
-from gen_aug.synthesis.storage import Location
+from gen_aug.output.storage import Location
 from gen_aug.synthesis.variant_job import VariantSources
 from gen_aug.synthesis.worker import ShardWorker
 

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, Shard
+from gen_aug.output.plan import Plan, Shard
 
 if TYPE_CHECKING:
     from gen_aug.classifiers.classifier import Classifier
-    from gen_aug.synthesis.settings import FilterSettings
+    from gen_aug.output.settings import FilterSettings
 
 SPREAD_PERCENTILE = 95.0  # a candidate farther from its class centroid than this share of real images is off-class
 # Rounds an image is given to find a passing candidate. A variant of a real image the judge itself gets wrong

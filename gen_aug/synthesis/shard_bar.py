@@ -7,7 +7,7 @@ how many images it has drawn for its shard, and shows the sum beside the count.
 
 from __future__ import annotations
 
-from gen_aug.synthesis.records import ShardRecord
+from gen_aug.output.records import ShardRecord
 
 
 class ShardBar:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, Shard, check_size
-from gen_aug.synthesis.settings import FilterSettings, VariantSettings
+from gen_aug.output.plan import Plan, Shard, check_size
+from gen_aug.output.settings import FilterSettings, VariantSettings
 from gen_aug.variants import MAX_VARIANTS_PER_IMAGE, check_can_vary, variants_uint8
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def rendered_classes(source_labels: np.ndarray, per_image: int, num_classes: int
 
 def parse_mix_pairs(text: str, class_names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """'benign>malignant,1>0' -> sorted (source class, target class) pairs, names or indices."""
-    from gen_aug.synthesis.plan import resolve_classes
+    from gen_aug.output.plan import resolve_classes
 
     pairs = set()
     for item in text.split(","):

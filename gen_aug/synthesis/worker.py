@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from gen_aug.checkpoint import load_snapshot
-from gen_aug.models.cdm import one_step, with_sampler
+from gen_aug.models import one_step, with_sampler
 from gen_aug.sampling import GENERATION_CHUNK, generate_uint8, images_drawn
 from gen_aug.synthesis.handoff import start_handoff
-from gen_aug.synthesis.plan import Plan, Shard
-from gen_aug.synthesis.records import ShardRecord
-from gen_aug.synthesis.settings import JobSettings
+from gen_aug.output.plan import Plan, Shard
+from gen_aug.output.records import ShardRecord
+from gen_aug.output.settings import JobSettings
 
 
 class ShardImages(Protocol):

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.storage import Location
+from gen_aug.output.storage import Location
 
 CLAIM_FILE = ".genaug/claim.json"
 

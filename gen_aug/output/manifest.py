@@ -13,11 +13,11 @@ import posixpath
 from importlib import metadata
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.formats import FORMATS, class_dirs, get_format, read_shard
-from gen_aug.synthesis.plan import Plan
-from gen_aug.synthesis.records import ShardRecord
-from gen_aug.synthesis.settings import FilterSettings, JobSettings
-from gen_aug.synthesis.storage import TEMP_PREFIX, Location, open_location
+from gen_aug.output.formats import FORMATS, class_dirs, get_format, read_shard
+from gen_aug.output.plan import Plan
+from gen_aug.output.records import ShardRecord
+from gen_aug.output.settings import FilterSettings, JobSettings
+from gen_aug.output.storage import TEMP_PREFIX, Location, open_location
 
 # The '_' follows Parquet's own dataset metadata files (_metadata, _common_metadata): pyarrow, pandas,
 # Spark and Hadoop skip such names, so they read the output folder itself as a Parquet dataset.

@@ -12,14 +12,14 @@ import re
 from dataclasses import dataclass
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.card import CARD, is_genaug_card
-from gen_aug.synthesis.claim import CLAIM_FILE
-from gen_aug.synthesis.formats import DATA_DIR, class_dirs, shard_file
-from gen_aug.synthesis.manifest import (
+from gen_aug.output.card import CARD, is_genaug_card
+from gen_aug.output.claim import CLAIM_FILE
+from gen_aug.output.formats import DATA_DIR, class_dirs, shard_file
+from gen_aug.output.manifest import (
     DONE_DIR, JOB_FILE, MANIFEST_NAMES, STATE_DIR, UNFINISHED, is_unfinished_marker, previous_settings,
 )
-from gen_aug.synthesis.settings import JobSettings
-from gen_aug.synthesis.storage import TEMP_PREFIX, Location
+from gen_aug.output.settings import JobSettings
+from gen_aug.output.storage import TEMP_PREFIX, Location
 
 _SHARD = re.compile(r"shard-([0-9]{5,})\.parquet|" + re.escape(DATA_DIR) + r"/train-([0-9]{5,})-of-[0-9]{5,}\.parquet")
 _PNG = re.compile(r"([^/]+)/([0-9]+)\.png")

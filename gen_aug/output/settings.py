@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.formats import FORMATS
-from gen_aug.synthesis.plan import Plan
+from gen_aug.output.formats import FORMATS
+from gen_aug.output.plan import Plan
 
 
 @dataclass(frozen=True)

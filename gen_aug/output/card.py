@@ -14,10 +14,10 @@ import re
 import shlex
 import sys
 
-from gen_aug.synthesis.encoding import huggingface_features
-from gen_aug.synthesis.formats import DATA_DIR
-from gen_aug.synthesis.settings import JobSettings
-from gen_aug.synthesis.storage import Location
+from gen_aug.output.encoding import huggingface_features
+from gen_aug.output.formats import DATA_DIR
+from gen_aug.output.settings import JobSettings
+from gen_aug.output.storage import Location
 
 CARD = "README.md"
 MARKER = "# genaug dataset card: written by genaug synthesize (_manifest.json vouches for the images)"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.card import CARD, is_genaug_card
-from gen_aug.synthesis.formats import ShardFormat, get_format, read_shard
-from gen_aug.synthesis.manifest import load_manifest, manifest_name
-from gen_aug.synthesis.plan import Plan
-from gen_aug.synthesis.records import ShardRecord
+from gen_aug.output.card import CARD, is_genaug_card
+from gen_aug.output.formats import ShardFormat, get_format, read_shard
+from gen_aug.output.manifest import load_manifest, manifest_name
+from gen_aug.output.plan import Plan
+from gen_aug.output.records import ShardRecord
 
 
 @dataclass

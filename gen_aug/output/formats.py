@@ -18,10 +18,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis import encoding
-from gen_aug.synthesis.plan import Plan, Shard
-from gen_aug.synthesis.records import ShardRecord
-from gen_aug.synthesis.storage import Location
+from gen_aug.output import encoding
+from gen_aug.output.plan import Plan, Shard
+from gen_aug.output.records import ShardRecord
+from gen_aug.output.storage import Location
 
 DATA_DIR = "data"  # the Parquet shards' folder in the 'hub' layout
 MAX_PATH_PART_BYTES = 96  # well under every file system's 255-byte name limit, with room for a suffix

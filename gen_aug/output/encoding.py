@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from gen_aug.data.form import SourceForm
 from gen_aug.errors import GenaugError
-from gen_aug.synthesis.plan import Plan, Shard
+from gen_aug.output.plan import Plan, Shard
 
 PNG_COMPRESS_LEVEL = 1  # zlib level 1: most of level 6's size at a fraction of its encode time
 PARQUET_ZSTD_LEVEL = 3
