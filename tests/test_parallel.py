@@ -40,9 +40,10 @@ def test_two_runs_at_once_give_the_figures_of_one_at_a_time(sets, tmp_path, capf
     assert side_by_side.tstr == alone.tstr and side_by_side.arms == alone.arms  # every metric, per class, paired
     assert alone.settings.threads_per_run == THREADS_PER_RUN
     shown = capfd.readouterr().err.replace("\r", "\n").splitlines()
-    # tstr, real, classical, synthetic (the teacher first), then distill: 8 runs, then 2
+    # tstr, real, classical, synthetic (the teacher first), then distill: 10 runs on one bar, the teachers' first
     finals = [line for line in shown if line.startswith("evaluate: 100%")]
-    assert any("8/8" in line for line in finals) and any("2/2" in line for line in finals), finals[-3:]
+    assert any(" 10/10 " in line for line in finals), finals[-3:]
+    assert not any("/8 " in line or "/2 " in line for line in shown), shown[-3:]  # no bar of one phase alone
 
 
 def test_runs_at_once_default_to_the_usable_cpus_and_to_one_on_a_gpu_or_for_short_runs():

@@ -17,7 +17,7 @@ from gen_aug.evaluation.evaluate import evaluate, tuned_options, validation_set,
 from gen_aug.evaluation.markdown import markdown
 from gen_aug.evaluation.options import EvaluationOptions
 from gen_aug.evaluation.result import EvaluationResult
-from gen_aug.evaluation.tuning import check_validation, grid_points, tuned_arms
+from gen_aug.evaluation.tuning import check_validation, classifier_runs, grid_points, tuned_arms
 from gen_aug.synthesis.driver import synthesize
 from gen_aug.synthesis.options import SynthesisOptions
 
@@ -95,14 +95,20 @@ def test_each_point_is_scored_on_validation_and_the_best_is_chosen(tmp_path):
 
 
 @pytest.mark.ray
-def test_evaluate_reports_the_grid_and_measures_test_at_the_chosen_point(ray_local, digits_cdm_snapshot, tmp_path):
+def test_evaluate_reports_the_grid_and_measures_test_at_the_chosen_point(ray_local, digits_cdm_snapshot, tmp_path,
+                                                                        capfd):
     spec = digits_npz(tmp_path)
     synthesize(SynthesisOptions(digits_cdm_snapshot, str(tmp_path / "var"), n=None, variants_of=spec, per_image=2,
                                 strength=(0.5,), workers=1, progress=False))
     options = EvaluationOptions(real=spec, synthetic=str(tmp_path / "var"), report=str(tmp_path / "report"),
                                 arms=("real", "classical", "variants"), seeds=(0,), steps=10, sample_size=40,
                                 tune={"swap_probability": (0.2, 0.9)})
+    capfd.readouterr()
     result, folder = evaluate(options)
+    # One bar over every run, the grid's on validation (variants at 2 points) and then TSTR and 3 arms on test.
+    shown = capfd.readouterr().err.replace("\r", "\n").splitlines()
+    finals = [line for line in shown if line.startswith("evaluate: 100%")]
+    assert classifier_runs(options) == 6 and len(finals) == 1 and " 6/6 " in finals[0], finals
     report = json.loads((folder / "report.json").read_text())
     assert report["inputs"]["tune"] == {"swap_probability": [0.2, 0.9]}
     assert report["inputs"]["validation"] == f"{spec}?split=val"

@@ -29,7 +29,7 @@ from gen_aug.evaluation.distill import TEACHER_ARM, TeacherLabels
 from gen_aug.evaluation.mixing import is_imbalanced, mix_real_synthetic, mixing_record
 from gen_aug.errors import GenaugError
 from gen_aug.evaluation.options import CLASS_MIX_ARMS, METRICS, VARIANT_ARMS, EvaluationOptions
-from gen_aug.evaluation.parallel import jobs_for, run_all
+from gen_aug.evaluation.parallel import jobs_for, one_bar, run_all
 from gen_aug.evaluation.result import ArmSummary, Mixing, Score
 from gen_aug.evaluation.scores import per_class_recall, scores
 from gen_aug.evaluation.statistics import paired_difference
@@ -252,9 +252,10 @@ def run_arms(
     then = [plan for plan in everything if plan.teacher is not None]
     for plan in everything:
         log(f"arm {plan.name}: {plan.training} ({len(options.seeds)} seeds)")
-    done, kept = run_plans(first, real_test, config, options, device, progress, keep=teachers)
-    if then:
-        done += run_plans(then, real_test, config, options, device, progress, teachers=kept)[0]
+    with one_bar(len(everything) * len(options.seeds), progress):  # the teachers' runs and their pupils' on one bar
+        done, kept = run_plans(first, real_test, config, options, device, progress, keep=teachers)
+        if then:
+            done += run_plans(then, real_test, config, options, device, progress, teachers=kept)[0]
     summaries = {summary.name: summary for summary in done}
     in_order = [summaries["tstr"], *(summaries[plan.name] for plan in plans)]
     baselines = [arm for arm in in_order[1:] if arm.name in ("real", "classical")]

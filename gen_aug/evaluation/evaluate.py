@@ -185,7 +185,9 @@ def evaluate(
 ) -> tuple[EvaluationResult, Path]:
     """Every metric of the synthetic output against the real sets, written as a report; returns (result, folder)."""
     from gen_aug.evaluation.measure import evaluate_images
+    from gen_aug.evaluation.parallel import one_bar
     from gen_aug.evaluation.report import REPORT_JSON, write_report
+    from gen_aug.evaluation.tuning import classifier_runs
     from gen_aug.output.reader import load_synthetic
 
     if options.real is None or options.synthetic is None:
@@ -215,11 +217,12 @@ def evaluate(
     load(outputs[0][1])
     log(_rough_cost(options, real_train))  # once the inputs have passed their checks: a refusal is one line alone
     tuning, chosen, folder = None, options, outputs[0][1]
-    if validation is not None:
-        tuning, chosen, folder = tuned_options(options, outputs, load, real_train, validation, log)
-    synthetic, sources = load(folder)
-    result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, chosen, log=log,
-                                                 variant_sources=sources), inputs=inputs, tuning=tuning)
+    with one_bar(classifier_runs(options)):  # the grid's runs on validation and the arms' on test, on one bar
+        if validation is not None:
+            tuning, chosen, folder = tuned_options(options, outputs, load, real_train, validation, log)
+        synthetic, sources = load(folder)
+        result = dataclasses.replace(evaluate_images(real_train, real_test, synthetic, chosen, log=log,
+                                                     variant_sources=sources), inputs=inputs, tuning=tuning)
     # A stale report.json beside new figures would vouch for them: it goes first, the new one comes last.
     (report_dir / REPORT_JSON).unlink(missing_ok=True)
     write_report(result, report_dir, real=real_test, synthetic=synthetic, real_train=real_train)

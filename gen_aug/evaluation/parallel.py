@@ -72,21 +72,37 @@ def torch_threads(count: int):
         torch.set_num_threads(before)
 
 
+_OPEN_BARS: list = []  # the bar of the evaluation under way, on which every phase of its runs counts
+
+
+@contextlib.contextmanager
+def one_bar(total: int, progress: bool = True):
+    """One bar over all of an evaluation's runs, whatever phases run them (tuning, the teachers, then the arms they
+    teach): run_all counts on it. Inside another, the outer one is the bar."""
+    if _OPEN_BARS:
+        yield _OPEN_BARS[-1]
+        return
+    bar = tqdm(total=total, desc="evaluate", unit="run", disable=not progress, file=sys.stderr,
+               mininterval=REFRESH_S, dynamic_ncols=True)
+    _OPEN_BARS.append(bar)
+    try:
+        yield bar
+    finally:
+        _OPEN_BARS.pop()
+        bar.close()
+
+
 def run_all(work: Callable[[Task], Outcome], tasks: Sequence[Task], names: Sequence[str], jobs: int,
             progress: bool = True) -> list[Outcome]:
     """work(task) for every task, in task order; `jobs` at a time in spawned processes (1: here, in turn).
 
     `work` must be picklable (a module-level function or a partial of one) for jobs > 1. One bar counts
-    the runs done of all of them and names those under way.
+    the runs done of all of them (of the whole evaluation inside `one_bar`) and names those under way.
     """
-    bar = tqdm(total=len(tasks), desc="evaluate", unit="run", disable=not progress, file=sys.stderr,
-               mininterval=REFRESH_S, dynamic_ncols=True)
-    try:
+    with one_bar(len(tasks), progress) as bar:
         if jobs <= 1 or len(tasks) <= 1:
             return _in_turn(work, tasks, names, bar)
         return _side_by_side(work, tasks, names, min(jobs, len(tasks)), bar)
-    finally:
-        bar.close()
 
 
 def _in_turn(work, tasks, names, bar) -> list:

@@ -60,7 +60,9 @@ def classifier_runs(options: EvaluationOptions) -> int:
     if options.tune:
         made_grid, own_grid = split_grid(options.tune)
         points = len(grid_points(made_grid)) * len(grid_points(own_grid))
-        runs += len(tuned_arms(options)) * len(options.seeds) * points
+        arms = tuned_arms(options)
+        runs += len(arms) * len(options.seeds) * points
+        runs += len(options.seeds) if "distill" in arms else 0  # its teachers on validation, once for every point
     return runs
 
 
