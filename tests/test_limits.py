@@ -81,6 +81,15 @@ def test_neither_limit_is_said_of_the_readme_job_s_recorded_report_nor_of_real_l
     assert failed_images(run(train, test, shifted, tmp_path)) is None
 
 
+def test_neither_limit_is_said_of_the_shipped_mnist_job_s_report():
+    """jobs/mnist-scarce-variants.toml's report as it ran: arms 1-2 points apart near 95%, intervals under a point."""
+    recorded = read_report(Path(__file__).parent / "data" / "report-mnist-scarce-variants.json")
+    assert failed_images(recorded) is None
+    assert not any(cannot_tell(recorded, arm, to) for arm in recorded.arms for to in ("real", "classical"))
+    assert "fail as images" not in markdown(recorded) and "cannot tell" not in markdown(recorded)
+    assert bottom_line(recorded).startswith("Use them as the classical+variants arm does")
+
+
 def test_images_to_see_gain_grows_as_the_gain_shrinks_and_the_score_leaves_the_ends():
     assert images_to_see_gain(0.9, 1.0) == pytest.approx(2 * 1.96**2 * 0.09 / 0.01**2, rel=1e-3)
     assert images_to_see_gain(0.9, 0.5) > images_to_see_gain(0.9, 1.0) > images_to_see_gain(0.99, 1.0)
